@@ -1,0 +1,1 @@
+"""Thin clients: microphone, file and browser."""

@@ -1,0 +1,91 @@
+"""``asr-export``: one command from a checkpoint to validated ONNX files and a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from streamasr.server.manifest import PRECISIONS
+
+from .aliases import format_table
+from .errors import ExportError, ValidationFailedError
+from .pipeline import ExportConfig, ExportResult, run_export
+
+log = logging.getLogger("streamasr.export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-export",
+        description="Convert a fine-tuned CTC checkpoint (alias, Hugging Face id or local "
+        "save_pretrained folder) to ONNX in fp32, fp16 and int8, validate each file against "
+        "PyTorch and write manifest.json.",
+    )
+    parser.add_argument("model", nargs="?", help="alias (see --list), hub id or local folder")
+    parser.add_argument("--list", action="store_true", help="print the model guide and exit")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="root folder (default: models)")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=list(PRECISIONS),
+        help="precisions to write (default: all three)",
+    )
+    parser.add_argument("--language", help="language code (MMS adapters, e.g. fra); names the export")
+    parser.add_argument("--force", action="store_true", help="redo precisions that are already exported")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print(format_table())
+        return 0
+    if not args.model:
+        build_parser().error("MODEL is required (or --list)")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("transformers", "optimum", "torch", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    config = ExportConfig(
+        model=args.model,
+        out_root=args.out,
+        precisions=tuple(dict.fromkeys(args.precision)),
+        language=args.language,
+        force=args.force,
+    )
+    try:
+        result = run_export(config)
+    except ValidationFailedError as exc:
+        log.error("%s", exc)
+        return 3
+    except ExportError as exc:
+        log.error("%s", exc)
+        return 1
+    print(summary(result))
+    return 0
+
+
+def summary(result: ExportResult) -> str:
+    """The table printed at the end of an export."""
+    lines = [f"\n{result.manifest.name} -> {result.folder}", ""]
+    header = f"{'precision':<9} {'MB':>9} {'vs fp32':>8} {'max|dlogit|':>12} {'agree':>7} {'runtime':<22} status"
+    lines += [header, "-" * len(header)]
+    fp32 = result.manifest.precisions.get("fp32")
+    for precision, entry in result.manifest.precisions.items():
+        figures = entry.validation
+        ratio = f"{entry.bytes / fp32.bytes:.1%}" if fp32 else "-"
+        status = "kept" if precision in result.skipped else "written"
+        lines.append(
+            f"{precision:<9} {entry.bytes / 1e6:>9.1f} {ratio:>8} "
+            f"{float(figures.get('max_abs_diff', float('nan'))):>12.3g} "
+            f"{float(figures.get('agreement', float('nan'))):>7.3f} "
+            f"{str(figures.get('provider', '')):<22} {status}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The serving side: manifest reader, features, streaming engine and websocket service (no torch)."""

@@ -1,0 +1,45 @@
+"""Greedy CTC decoding, shared by every model family and driven by the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .manifest import Vocabulary
+
+Logits = NDArray[np.float32]
+"""(frames, vocab) scores of one utterance or window."""
+
+
+def greedy_ids(logits: Logits) -> NDArray[np.int64]:
+    """Best symbol per frame."""
+    return np.asarray(np.argmax(logits, axis=-1), dtype=np.int64)
+
+
+def collapse(ids: NDArray[np.int64], blank_id: int) -> list[int]:
+    """CTC collapse: merge repeats, then drop blanks."""
+    if ids.size == 0:
+        return []
+    keep = np.ones(ids.shape[0], dtype=bool)
+    keep[1:] = ids[1:] != ids[:-1]
+    merged = ids[keep]
+    return [int(i) for i in merged[merged != blank_id]]
+
+
+def ids_to_text(ids: list[int], vocab: Vocabulary) -> str:
+    """Join symbols into text; the word delimiter becomes a single space."""
+    pieces: list[str] = []
+    for i in ids:
+        token = vocab.tokens[i]
+        if token == vocab.word_delimiter:
+            pieces.append(" ")
+        elif len(token) > 1 and token.startswith("<") and token.endswith(">"):
+            continue  # special tokens (<s>, </s>, <unk>) carry no text
+        else:
+            pieces.append(token)
+    return " ".join("".join(pieces).split())
+
+
+def greedy_text(logits: Logits, vocab: Vocabulary) -> str:
+    """Greedy transcript of one utterance's logits."""
+    return ids_to_text(collapse(greedy_ids(logits), vocab.blank_id), vocab)

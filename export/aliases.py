@@ -105,7 +105,9 @@ FINE_TUNED_SUGGESTION = (
 def format_table() -> str:
     """The model guide as a plain-text table for ``asr-export --list``."""
     rows = [("alias", "checkpoint", "params", "trained on", "best for", "watch out")]
-    rows += [(a.name, a.hub_id, a.params, a.domain, a.best_use, a.warning) for a in ALIASES.values()]
+    rows += [
+        (a.name, a.hub_id, a.params, a.domain, a.best_use, a.warning) for a in ALIASES.values()
+    ]
     lines: list[str] = []
     for row in rows:
         lines.append(f"{row[0]:<13} {row[1]:<42} {row[2]:>5}")

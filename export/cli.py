@@ -13,8 +13,6 @@ from .aliases import format_table
 from .errors import ExportError, ValidationFailedError
 from .pipeline import ExportConfig, ExportResult, run_export
 
-log = logging.getLogger("streamasr.export")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -25,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", nargs="?", help="alias (see --list), hub id or local folder")
     parser.add_argument("--list", action="store_true", help="print the model guide and exit")
-    parser.add_argument("--out", type=Path, default=Path("models"), help="root folder (default: models)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("models"), help="root folder (default: models)"
+    )
     parser.add_argument(
         "--precision",
         nargs="+",
@@ -33,9 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(PRECISIONS),
         help="precisions to write (default: all three)",
     )
-    parser.add_argument("--language", help="language code (MMS adapters, e.g. fra); names the export")
-    parser.add_argument("--force", action="store_true", help="redo precisions that are already exported")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--language", help="language code (MMS adapters, e.g. fra); names the export"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="redo precisions that are already exported"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser
 
 
@@ -59,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_export(config)
     except ValidationFailedError as exc:
-        log.error("%s", exc)
+        sys.stderr.write(f"asr-export: error: {exc}\n")
         return 3
     except ExportError as exc:
-        log.error("%s", exc)
+        sys.stderr.write(f"asr-export: error: {exc}\n")
         return 1
     print(summary(result))
     return 0
@@ -71,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 def summary(result: ExportResult) -> str:
     """The table printed at the end of an export."""
     lines = [f"\n{result.manifest.name} -> {result.folder}", ""]
-    header = f"{'precision':<9} {'MB':>9} {'vs fp32':>8} {'max|dlogit|':>12} {'agree':>7} {'runtime':<22} status"
+    header = (
+        f"{'precision':<9} {'MB':>9} {'vs fp32':>8} {'max|dlogit|':>12} {'agree':>7} "
+        f"{'runtime':<22} status"
+    )
     lines += [header, "-" * len(header)]
     fp32 = result.manifest.precisions.get("fp32")
     for precision, entry in result.manifest.precisions.items():
@@ -82,7 +91,7 @@ def summary(result: ExportResult) -> str:
             f"{precision:<9} {entry.bytes / 1e6:>9.1f} {ratio:>8} "
             f"{float(figures.get('max_abs_diff', float('nan'))):>12.3g} "
             f"{float(figures.get('agreement', float('nan'))):>7.3f} "
-            f"{str(figures.get('provider', '')):<22} {status}"
+            f"{figures.get('provider', '')!s:<22} {status}"
         )
     return "\n".join(lines)
 

@@ -28,10 +28,12 @@ FP16_KEEP_FLOAT = (
     "Reciprocal",
     "Softmax",
     "Range",
+    "Einsum",
 )
 """Normalisation and reduction ops whose fp16 sums or squares overflow or lose
 too much precision on real activations (variance over a whole utterance, x²):
-they stay float32, with casts around them."""
+they stay float32, with casts around them. Einsum too: w2v-BERT's relative
+position term mixes it with a float32 Cast the converter does not retype."""
 
 INT8_OPS = ("MatMul", "Gemm")
 """Dynamic quantisation touches only the transformer's matrix products; the conv
@@ -72,13 +74,13 @@ def _torch_onnx_export(checkpoint: Checkpoint, out: Path) -> None:
     """torch.onnx (TorchScript exporter): optimum has no ONNX config for Wav2Vec2-BERT."""
     import torch
 
-    class LogitsOnly(torch.nn.Module):
+    class LogitsOnly(torch.nn.Module):  # type: ignore[misc]
         def __init__(self, model: Any) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, input_features: torch.Tensor) -> torch.Tensor:
-            return self.model(input_features=input_features).logits  # type: ignore[no-any-return]
+            return self.model(input_features=input_features).logits
 
     # The wrapper must be in eval mode: the exporter restores the wrapper's
     # training flag afterwards, recursively, which would switch dropout on.
@@ -159,14 +161,41 @@ def fp16_file(fp32: Path, out: Path) -> Path:
     from onnxconverter_common import float16
 
     model = onnx.load(str(fp32), load_external_data=True)
+    inline_identity_initializers(model)
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_KEEP_FLOAT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converted = float16.convert_float_to_float16(
-            model, keep_io_types=True, op_block_list=block
-        )
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    # The converter leaves stale float32 value_info on some Cast outputs (w2v-BERT's
+    # relative positions); types are implied by the nodes, so drop the annotations.
+    del converted.graph.value_info[:]
     _save(converted, out, external=converted.ByteSize() >= PROTOBUF_LIMIT)
     return out
+
+
+def inline_identity_initializers(model: Any) -> int:
+    """Replace ``Identity(initializer)`` nodes by a copy of the initializer.
+
+    The exporter deduplicates equal weights (zero biases of random models, tied
+    weights) into Identity nodes; the fp16 converter casts the initializer but not
+    the Identity's declared output type, leaving a graph that does not load.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    inlined = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in weights]
+    for node in inlined:
+        copy = numpy_helper.from_array(
+            numpy_helper.to_array(weights[node.input[0]]), node.output[0]
+        )
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    names = {n.output[0] for n in inlined}
+    kept = [v for v in graph.value_info if v.name not in names]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return len(inlined)
 
 
 def int8_file(fp32: Path, out: Path) -> Path:

@@ -93,12 +93,18 @@ def run_export(config: ExportConfig) -> ExportResult:
     existing = _existing(dest) if not config.force else None
     todo = [p for p in config.precisions if existing is None or p not in existing.precisions]
     if existing is not None and not todo:
-        log.info("%s already has %s: nothing to do (use --force to redo)", dest, ", ".join(config.precisions))
+        log.info(
+            "%s already has %s: nothing to do (use --force to redo)",
+            dest,
+            ", ".join(config.precisions),
+        )
         return ExportResult(dest, existing, skipped=list(config.precisions))
     config.out_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}.", dir=config.out_root))
     try:
-        return _build(config, checkpoint, dest, work, existing, todo, steps)
+        return _build(
+            config, checkpoint, dest=dest, work=work, existing=existing, todo=todo, steps=steps
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -118,6 +124,7 @@ def _existing(dest: Path) -> Manifest | None:
 def _build(
     config: ExportConfig,
     checkpoint: Checkpoint,
+    *,
     dest: Path,
     work: Path,
     existing: Manifest | None,
@@ -152,11 +159,11 @@ def _build(
             report = validate.validate_file(
                 path,
                 precision,
-                checkpoint.input,
-                checkpoint.vocabulary,
-                reference,
-                items,
-                _providers(precision),
+                spec=checkpoint.input,
+                vocab=checkpoint.vocabulary,
+                reference=reference,
+                items=items,
+                providers=_providers(precision),
             )
         reports[precision] = report
         if report.passed:
@@ -229,8 +236,16 @@ def _manifest(checkpoint: Checkpoint, entries: dict[str, PrecisionEntry]) -> Man
 
 def tool_versions() -> dict[str, str]:
     """Versions of the packages that made the files."""
-    names = ("streamasr", "torch", "transformers", "optimum", "optimum-onnx", "onnx",
-             "onnxruntime", "onnxconverter-common")
+    names = (
+        "streamasr",
+        "torch",
+        "transformers",
+        "optimum",
+        "optimum-onnx",
+        "onnx",
+        "onnxruntime",
+        "onnxconverter-common",
+    )
     versions: dict[str, str] = {}
     for name in names:
         try:

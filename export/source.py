@@ -55,20 +55,24 @@ def resolve(model: str, language: str | None) -> tuple[str, str]:
         return alias.hub_id, name
     if model in PRETRAINED_ONLY:
         raise NoCtcHeadError(
-            model, "a pretrained-only checkpoint", f"use {PRETRAINED_ONLY[model]}; " + FINE_TUNED_SUGGESTION
+            model,
+            "a pretrained-only checkpoint",
+            f"use {PRETRAINED_ONLY[model]}; " + FINE_TUNED_SUGGESTION,
         )
     path = Path(model).expanduser()
     looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
     if looks_local:
         if not path.is_dir():
-            raise ModelNotFoundError(model, "no such folder (and not an alias: see asr-export --list)")
+            raise ModelNotFoundError(
+                model, "no such folder (and not an alias: see asr-export --list)"
+            )
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
                 model, "the folder has no config.json: is it a save_pretrained folder?"
             )
         name = path.resolve().name
     else:
-        name = model.split("/")[-1]
+        name = model.rsplit("/", maxsplit=1)[-1]
     return (str(path) if looks_local else model), (f"{name}-{language}" if language else name)
 
 
@@ -138,7 +142,9 @@ def _load_vocabulary(model: str, target: str, config: Any, language: str | None)
     tokens += [f"<unused{i}>" for i in range(len(tokens), size)]
     blank = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.pad_token_id
     if blank is None or not 0 <= int(blank) < size:
-        raise UnsupportedModelError(model, "cannot tell the CTC blank: no pad token in the tokenizer")
+        raise UnsupportedModelError(
+            model, "cannot tell the CTC blank: no pad token in the tokenizer"
+        )
     delimiter = getattr(tokenizer, "word_delimiter_token", None)
     return Vocabulary(tuple(tokens), int(blank), delimiter if delimiter in tokens else None)
 
@@ -152,8 +158,10 @@ def _load_model(model: str, target: str, family: str, language: str | None) -> A
         kwargs.update(target_lang=language, ignore_mismatched_sizes=True)
     try:
         loaded, info = cls.from_pretrained(target, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelNotFoundError(model, f"weights could not be loaded: {_first_line(exc)}") from None
+    except Exception as exc:  # safetensors, torch and transformers raise unrelated types
+        raise ModelNotFoundError(
+            model, f"weights could not be loaded: {_first_line(exc)}"
+        ) from None
     missing = [k for k in info.get("missing_keys", []) if k.startswith("lm_head")]
     if missing:
         raise NoCtcHeadError(
@@ -173,7 +181,9 @@ def _load_feature_extractor(model: str, target: str) -> Any:
         ) from None
     rate = int(getattr(extractor, "sampling_rate", SAMPLE_RATE))
     if rate != SAMPLE_RATE:
-        raise UnsupportedModelError(model, f"it expects {rate} Hz audio; only 16 kHz models are served")
+        raise UnsupportedModelError(
+            model, f"it expects {rate} Hz audio; only 16 kHz models are served"
+        )
     return extractor
 
 
@@ -184,14 +194,10 @@ def _layout(family: str, config: Any) -> str:
 
 
 def _input_spec(family: str, config: Any, extractor: Any) -> InputSpec:
-    adapter: dict[str, int] = {}
-    if getattr(config, "add_adapter", False):
-        adapter = {
-            "adapter_layers": int(config.num_adapter_layers),
-            "adapter_kernel": int(getattr(config, "adapter_kernel_size", 3)),
-            "adapter_stride": int(config.adapter_stride),
-        }
-    extra_stride = adapter.get("adapter_stride", 1) ** adapter.get("adapter_layers", 0)
+    layers = int(config.num_adapter_layers) if getattr(config, "add_adapter", False) else 0
+    kernel = int(getattr(config, "adapter_kernel_size", 3)) if layers else 0
+    stride = int(config.adapter_stride) if layers else 0
+    extra_stride = stride**layers if layers else 1
     attention_mask = bool(getattr(extractor, "return_attention_mask", False))
     if family == "wav2vec2-bert":
         stack = int(getattr(extractor, "stride", 2))
@@ -213,7 +219,9 @@ def _input_spec(family: str, config: Any, extractor: Any) -> InputSpec:
             feature_size=mels * stack,
             num_mel_bins=mels,
             stack_stride=stack,
-            **adapter,
+            adapter_layers=layers,
+            adapter_kernel=kernel,
+            adapter_stride=stride,
         )
     kernels = tuple(int(k) for k in config.conv_kernel)
     strides = tuple(int(s) for s in config.conv_stride)
@@ -231,7 +239,9 @@ def _input_spec(family: str, config: Any, extractor: Any) -> InputSpec:
         attention_mask=attention_mask,
         conv_kernel=kernels,
         conv_stride=strides,
-        **adapter,
+        adapter_layers=layers,
+        adapter_kernel=kernel,
+        adapter_stride=stride,
     )
 
 

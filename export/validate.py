@@ -39,8 +39,8 @@ class Tolerance:
 
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(max_abs_rel=1e-3, min_agreement=1.0),
-    "fp16": Tolerance(max_abs_rel=5e-2, min_agreement=0.95),
-    "int8": Tolerance(max_abs_rel=0.5, min_agreement=0.80),
+    "fp16": Tolerance(max_abs_rel=1e-2, min_agreement=0.98),
+    "int8": Tolerance(max_abs_rel=0.25, min_agreement=0.90),
 }
 """fp32 must give identical transcripts; fp16 and int8 are lossy by design and are
 held to bounds that a sound conversion meets on trained and random models alike
@@ -121,7 +121,9 @@ def batch_input(signals: NDArray[np.float32], spec: InputSpec) -> NDArray[np.flo
     return np.stack([model_input(s, spec) for s in signals])
 
 
-def torch_reference(model: Any, spec: InputSpec, vocab: Vocabulary, items: list[Probe]) -> Reference:
+def torch_reference(
+    model: Any, spec: InputSpec, vocab: Vocabulary, items: list[Probe]
+) -> Reference:
     """Run the PyTorch model once per probe."""
     import torch
 
@@ -139,6 +141,7 @@ def torch_reference(model: Any, spec: InputSpec, vocab: Vocabulary, items: list[
 def validate_file(
     path: Path,
     precision: str,
+    *,
     spec: InputSpec,
     vocab: Vocabulary,
     reference: Reference,
@@ -151,7 +154,10 @@ def validate_file(
     started = time.perf_counter()
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        return _failed(precision, providers[0], started, f"onnxruntime cannot load it: {exc}")
     provider = session.get_providers()[0]
     worst = scale = 0.0
     identical = total = 0
@@ -162,7 +168,9 @@ def validate_file(
         (out,) = session.run(None, {spec.name: batch_input(probe.signals, spec)})
         out = np.asarray(out, dtype=np.float32)
         if out.shape != ref.shape:
-            return _failed(precision, provider, started, f"{probe.name}: shape {out.shape} != {ref.shape}")
+            return _failed(
+                precision, provider, started, f"{probe.name}: shape {out.shape} != {ref.shape}"
+            )
         worst = max(worst, float(np.max(np.abs(out - ref))) if out.size else 0.0)
         scale = max(scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
         for row, ref_text in zip(out, reference.texts[probe.name], strict=True):

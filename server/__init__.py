@@ -1,1 +1,1 @@
-"""The serving side: manifest reader, features, streaming engine and websocket service (no torch)."""
+"""The serving side: manifest, features, streaming engine, websocket service (no torch)."""

@@ -26,7 +26,8 @@ def model_input(samples: Samples, spec: InputSpec) -> NDArray[np.float32]:
         )
     x = np.asarray(samples, dtype=np.float32)
     if not spec.normalize:
-        return x
-    mean = x.mean(dtype=np.float64)
-    var = x.var(dtype=np.float64)
-    return ((x - mean) / np.sqrt(var + NORM_EPS)).astype(np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+    mean = float(x.mean(dtype=np.float64))
+    scale = 1.0 / float(np.sqrt(float(x.var(dtype=np.float64)) + NORM_EPS))
+    out: NDArray[np.float32] = ((x - np.float32(mean)) * np.float32(scale)).astype(np.float32)
+    return out

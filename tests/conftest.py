@@ -24,3 +24,37 @@ def shared_dir() -> Path:
             pytest.fail(f"{reason} and ASR_REQUIRE_SHARED=1")
         pytest.skip(f"{reason} (set ASR_REQUIRE_SHARED=1 to fail instead)")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def fixture_checkpoint(shared_dir: Path) -> Path:
+    """The small trained English checkpoint (Hugging Face folder) from ../shared."""
+    return shared_dir / "models" / "tts-en-ctc-small"
+
+
+@pytest.fixture(scope="session")
+def fixture_export(fixture_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture checkpoint exported once per test session (fp32, fp16, int8); its folder."""
+    from streamasr.export.pipeline import ExportConfig, run_export
+
+    root = tmp_path_factory.mktemp("exports")
+    result = run_export(ExportConfig(model=str(fixture_checkpoint), out_root=root))
+    return result.folder
+
+
+def read_dev_set(folder: Path) -> list[tuple[Path, str]]:
+    """(audio file, reference transcript) pairs of a ../shared/speech/dev folder."""
+    rows = (folder / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [(folder / name, ref) for name, ref, *_ in (r.split("\t") for r in rows if r.strip())]
+
+
+@pytest.fixture(scope="session")
+def tts_set(shared_dir: Path) -> list[tuple[Path, str]]:
+    """The 30 synthetic utterances the fixture model can transcribe, with references."""
+    return read_dev_set(shared_dir / "speech" / "dev" / "tts")
+
+
+@pytest.fixture(scope="session")
+def human_set(shared_dir: Path) -> list[tuple[Path, str]]:
+    """The 10 real human utterances, with references."""
+    return read_dev_set(shared_dir / "speech" / "dev" / "human")

@@ -96,11 +96,11 @@ def test_speech_matches_reference(extractor: Any, shared_dir: Path, normalize: b
 def test_other_geometry_matches_reference() -> None:
     transformers = pytest.importorskip("transformers")
     other = transformers.SeamlessM4TFeatureExtractor(feature_size=64, num_mel_bins=64, stride=3)
-    samples = noise(8000, seed=3)
+    samples = noise(8160, seed=3)  # 49 frames: padded to 50, then 2 dropped
     ours = fbank_features(samples, num_mel_bins=64, stack_stride=3)
-    assert ours.shape == (num_frames(8000) // 3, 192)
-    # With stride 3 the reference's mask is not a prefix of valid rows; its leading
-    # num_frames // 3 rows are the ones built from real frames only.
+    assert ours.shape == (num_frames(8160) // 3, 192)
+    # For stride 3 the reference's mask only looks at the middle frame of each row, so it is not
+    # a reliable count; its leading num_frames // 3 rows are the ones built from real frames.
     out = other(samples, sampling_rate=16000, return_tensors="np")
     assert_matches(ours, np.asarray(out["input_features"][0, : ours.shape[0]], dtype=np.float32))
 
@@ -134,7 +134,8 @@ def test_single_frame_without_stacking() -> None:
 
 def test_silence_is_finite() -> None:
     ours = fbank_features(np.zeros(16000, dtype=np.float32))
-    assert ours.shape == (49, 160) and not ours.any()
+    assert ours.shape == (49, 160)
+    assert np.abs(ours).max() < 1e-6  # constant log-mel normalises to (about) zero
     raw = fbank_features(np.zeros(16000, dtype=np.float32), normalize=False)
     assert np.allclose(raw, np.log(np.float32(1.192092955078125e-07)))
 

@@ -167,7 +167,23 @@ def _load_model(model: str, target: str, family: str, language: str | None) -> A
         raise NoCtcHeadError(
             model, f"the weights lack {', '.join(sorted(missing))}", FINE_TUNED_SUGGESTION
         )
-    return loaded.eval()
+    return _fold_weight_norm(loaded.eval())
+
+
+def _fold_weight_norm(model: Any) -> Any:
+    """Bake weight-norm parametrisations (the positional convolution's) into plain weights.
+
+    Left in place they export as a ReduceL2/Div subgraph evaluated on every run (and
+    one that onnxruntime cannot constant-fold in fp16); folded, the graph holds the
+    same weights as constants.
+    """
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model
 
 
 def _load_feature_extractor(model: str, target: str) -> Any:

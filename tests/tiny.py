@@ -19,6 +19,19 @@ _ENCODER = {
     "vocab_size": 32,
 }
 
+_BERT: dict[str, Any] = {
+    "model_type": "wav2vec2-bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "output_hidden_size": 32,
+    "feature_projection_input_dim": 160,
+    "conv_depthwise_kernel_size": 5,
+    "vocab_size": 32,
+    "_feature_extractor": {"num_mel_bins": 80, "stride": 2},
+}
+
 TINY: dict[str, dict[str, Any]] = {
     "wav2vec2-group": {
         "model_type": "wav2vec2",
@@ -51,31 +64,11 @@ TINY: dict[str, dict[str, Any]] = {
         "num_conv_pos_embeddings": 5,
         "_feature_extractor": {"do_normalize": True, "return_attention_mask": True},
     },
-    "wav2vec2-bert": {
-        "model_type": "wav2vec2-bert",
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "output_hidden_size": 32,
-        "feature_projection_input_dim": 160,
-        "conv_depthwise_kernel_size": 5,
-        "vocab_size": 32,
-        "_feature_extractor": {"num_mel_bins": 80, "stride": 2},
-    },
+    "wav2vec2-bert": _BERT,
     "wav2vec2-bert-adapter": {
-        "model_type": "wav2vec2-bert",
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "output_hidden_size": 32,
-        "feature_projection_input_dim": 160,
-        "conv_depthwise_kernel_size": 5,
-        "vocab_size": 32,
+        **_BERT,
         "add_adapter": True,
         "num_adapter_layers": 1,
         "adapter_stride": 2,
-        "_feature_extractor": {"num_mel_bins": 80, "stride": 2},
     },
 }

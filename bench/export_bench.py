@@ -5,8 +5,10 @@
 For each architecture in ``../shared/models/configs``: build the model with seeded random
 weights, save it as a checkpoint folder (weights, tokenizer, feature extractor), export it
 with ``asr-export``'s pipeline (fp32, fp16, int8), then run one utterance through PyTorch,
-optimum's ORTModelForCTC and our ONNX files on the CPU, and split the int8 and fp32 run
-time over the parts of the network with onnxruntime's profiler. Speed and size do not
+optimum's ORTModelForCTC and our ONNX files on the CPU, all loaded side by side and timed
+in turn, round after round (a run during which other processes took more than a tenth of
+the CPUs is retaken), and split the int8 and fp32 run time over the parts of the network
+with onnxruntime's profiler. Speed and size do not
 depend on the weights; validation against PyTorch can (random models have no confident
 transcripts), so a precision that fails it is still measured, from the same conversion,
 and marked.
@@ -59,6 +61,10 @@ DEFAULT_CONFIGS = ("wav2vec2-base-960h", "wav2vec2-large-960h-lv60-self")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 SEED = 0
 THREADS = 2
+WARM_UP_RUNS = 2
+"""onnxruntime records its memory pattern on a session's first run and allocates it on the
+second: both page-fault some hundred MB in (64k faults for base at 20 s), so timing starts
+with the third run, for every runtime alike."""
 SETTLE_S = 1.0
 """Pause before each timed run: OpenMP and onnxruntime worker threads of the previous runtime
 keep spinning for a while after its run and would slow the next one down."""
@@ -394,11 +400,12 @@ def load_runtimes(
 
 
 def measure_speeds(runs: dict[str, Run], work: Workload) -> dict[str, Speed]:
-    """Warm every runtime up once, then time them in turn, round after round, so that
-    load from other processes spreads over all of them."""
+    """Warm every runtime up, then time them in turn, round after round, so that load
+    from other processes spreads over all of them."""
     for runtime, run in runs.items():
         log.info("warming up %s", RUNTIMES[runtime])
-        run()
+        for _ in range(WARM_UP_RUNS):
+            run()
     samples: dict[str, list[Sample]] = {runtime: [] for runtime in runs}
     for round_ in range(work.repeats):
         log.info("timing round %d of %d", round_ + 1, work.repeats)
@@ -476,10 +483,10 @@ def part_of(node: str) -> str:
 
 
 def profile_split(path: Path, work: Workload, scratch: Path) -> dict[str, float]:
-    """Share of node time per part of the network on one profiled run (after a warm-up)."""
+    """Share of node time per part of the network in the run after the warm-up runs."""
     prefix = scratch / f"profile_{path.stem}"
     session = cpu_session(path, profiling_options(prefix))
-    for _ in range(2):
+    for _ in range(WARM_UP_RUNS + 1):
         session.run(None, {work.name: work.x})
     trace = Path(session.end_profiling())
     times = last_run_node_times(json.loads(trace.read_text(encoding="utf-8")))

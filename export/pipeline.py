@@ -170,11 +170,13 @@ def _build(
             entries[precision] = _entry(path, precision, report)
         else:
             log.error("%s failed validation: %s", precision, report.reason)
+    # Failed files are removed only now: fp16 and int8 are converted from fp32 even
+    # when fp32 itself failed its check.
+    for precision in [*todo, "fp32"]:
+        path = work / f"model.{precision}.onnx"
+        if precision not in entries and path.exists():
             for extra in convert.side_files(path):
                 extra.unlink()
-    if "fp32" not in config.precisions and "fp32" not in entries:
-        for extra in convert.side_files(fp32):
-            extra.unlink()
     failures = [f"{p}: {r.reason}" for p, r in reports.items() if not r.passed]
     if not entries:
         raise ValidationFailedError(failures)

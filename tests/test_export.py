@@ -180,6 +180,19 @@ def test_failed_validation_is_left_out_and_reported(
     assert not (tmp_path / "cli" / "ckpt").exists()
 
 
+def test_a_failed_fp32_still_lets_the_other_precisions_through(
+    group_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impossible = validate.Tolerance(max_abs_rel=1.0, min_agreement=1.01)
+    monkeypatch.setitem(validate.TOLERANCES, "fp32", impossible)
+    out = tmp_path / "models"
+    with pytest.raises(ValidationFailedError, match="fp32: transcript agreement"):
+        run_export(ExportConfig(model=str(group_checkpoint), out_root=out))
+    manifest = read_manifest(out / "ckpt")
+    assert set(manifest.precisions) == {"fp16", "int8"}
+    assert not (out / "ckpt" / "model.fp32.onnx").exists()
+
+
 def test_a_crash_mid_export_leaves_no_half_model(
     group_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,11 +160,16 @@ def test_rerun_skips_done_work_and_force_redoes_it(group_checkpoint: Path, tmp_p
     assert forced.skipped == [] and "fp32" in forced.reports
 
 
+def _make_unpassable(monkeypatch: pytest.MonkeyPatch, precision: str) -> None:
+    """Demand more than perfect transcript agreement, so ``precision`` always fails."""
+    impossible = validate.Tolerance(max_abs_rel=1.0, min_agreement=1.01)
+    monkeypatch.setitem(validate.TOLERANCES, precision, impossible)
+
+
 def test_failed_validation_is_left_out_and_reported(
     group_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    impossible = validate.Tolerance(max_abs_rel=1.0, min_agreement=1.01)
-    monkeypatch.setitem(validate.TOLERANCES, "int8", impossible)
+    _make_unpassable(monkeypatch, "int8")
     out = tmp_path / "models"
     with pytest.raises(ValidationFailedError, match="int8: transcript agreement"):
         run_export(
@@ -183,8 +188,7 @@ def test_failed_validation_is_left_out_and_reported(
 def test_a_failed_fp32_still_lets_the_other_precisions_through(
     group_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    impossible = validate.Tolerance(max_abs_rel=1.0, min_agreement=1.01)
-    monkeypatch.setitem(validate.TOLERANCES, "fp32", impossible)
+    _make_unpassable(monkeypatch, "fp32")
     out = tmp_path / "models"
     with pytest.raises(ValidationFailedError, match="fp32: transcript agreement"):
         run_export(ExportConfig(model=str(group_checkpoint), out_root=out))

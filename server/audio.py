@@ -1,0 +1,170 @@
+"""Audio intake of one stream: raw frames in the client's format -> 16 kHz mono float32.
+
+A frame may hold any number of whole samples (one sample to many seconds). Stereo is downmixed
+by averaging the two channels. Any rate from 8 kHz to 192 kHz is resampled to the model rate with
+soxr's streaming resampler, whose state carries over from frame to frame and which is flushed at
+the end of the stream, so the concatenated output equals one-shot ``soxr.resample`` of the whole
+recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import soxr
+from numpy.typing import NDArray
+
+from .errors import AudioDataError, AudioFormatError
+from .manifest import SAMPLE_RATE
+
+Encoding = Literal["s16le", "f32le"]
+"""Little-endian signed 16-bit integers or little-endian 32-bit floats, channels interleaved."""
+
+AudioFrame = NDArray[np.float32]
+"""Mono float samples, nominally in [-1, 1]."""
+
+MIN_RATE = 8_000
+MAX_RATE = 192_000
+MAX_CHANNELS = 2
+RESAMPLE_QUALITY = "HQ"
+"""soxr quality preset (the default of both ``soxr.resample`` and ``soxr.ResampleStream``)."""
+
+_SAMPLE_BYTES: dict[str, int] = {"s16le": 2, "f32le": 4}
+_DTYPES: dict[str, str] = {"s16le": "<i2", "f32le": "<f4"}
+_INT16_SCALE = np.float32(1.0 / 32768.0)
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What a client sends: encoding, sample rate and channel count."""
+
+    encoding: Encoding = "s16le"
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.encoding not in _SAMPLE_BYTES:
+            raise AudioFormatError(f"encoding {self.encoding!r} (use s16le or f32le)")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
+            raise AudioFormatError(f"sample rate {self.sample_rate!r} is not an integer")
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise AudioFormatError(
+                f"sample rate {self.sample_rate} Hz (allowed: {MIN_RATE} to {MAX_RATE} Hz)"
+            )
+        if self.channels not in (1, 2):
+            raise AudioFormatError(f"{self.channels} channels (allowed: 1 or 2)")
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per sample frame (one sample of every channel)."""
+        return _SAMPLE_BYTES[self.encoding] * self.channels
+
+
+def decode(data: bytes | bytearray | memoryview, fmt: AudioFormat) -> AudioFrame:
+    """Raw interleaved bytes -> mono float32 at ``fmt.sample_rate``.
+
+    Raises:
+        AudioDataError: the byte count is not a whole number of sample frames, or a float
+            sample is NaN or infinite.
+    """
+    size = len(data)
+    if size % fmt.frame_bytes:
+        raise AudioDataError(
+            f"{size} bytes is not a whole number of {fmt.encoding} x {fmt.channels}-channel "
+            f"samples ({fmt.frame_bytes} bytes each)"
+        )
+    raw = np.frombuffer(data, dtype=_DTYPES[fmt.encoding])
+    if fmt.encoding == "s16le":
+        samples = raw.astype(np.float32) * _INT16_SCALE
+    else:
+        samples = raw.astype(np.float32)
+        _check_finite(samples)
+    return _downmix(samples.reshape(-1, fmt.channels))
+
+
+def from_array(samples: NDArray[np.floating], fmt: AudioFormat) -> AudioFrame:
+    """Float samples, shape (n,) or (n, channels), -> mono float32 at ``fmt.sample_rate``.
+
+    Raises:
+        AudioDataError: wrong shape for the declared channel count, or NaN/Inf samples.
+    """
+    array = np.asarray(samples)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise AudioDataError(f"expected float samples, got dtype {array.dtype}")
+    if array.ndim == 1 and fmt.channels == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != fmt.channels:
+        raise AudioDataError(
+            f"array of shape {array.shape} does not hold {fmt.channels}-channel audio"
+        )
+    out = array.astype(np.float32, copy=False)
+    _check_finite(out)
+    return _downmix(out)
+
+
+def _check_finite(samples: NDArray[np.float32]) -> None:
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioDataError(f"{bad} sample(s) are NaN or infinite")
+
+
+def _downmix(frames: NDArray[np.float32]) -> AudioFrame:
+    if frames.shape[1] == 1:
+        return np.ascontiguousarray(frames[:, 0])
+    return np.ascontiguousarray(frames.mean(axis=1, dtype=np.float32))
+
+
+class Resampler:
+    """Streaming mono resampler to ``out_rate`` (identity when the rates are equal)."""
+
+    def __init__(self, in_rate: int, out_rate: int = SAMPLE_RATE) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._stream: soxr.ResampleStream | None = None
+        if in_rate != out_rate:
+            self._stream = soxr.ResampleStream(
+                in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
+            )
+
+    def process(self, samples: AudioFrame) -> AudioFrame:
+        """Resample the next piece; the output lags the input by the filter's delay."""
+        if self._stream is None:
+            return samples
+        out = self._stream.resample_chunk(samples)
+        return np.asarray(out, dtype=np.float32)
+
+    def flush(self) -> AudioFrame:
+        """The samples still held in the filter; call once, at the end of the stream."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        out = self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        return np.asarray(out, dtype=np.float32)
+
+
+class AudioIntake:
+    """Decode, downmix and resample one stream's frames to 16 kHz mono float32."""
+
+    def __init__(self, fmt: AudioFormat, out_rate: int = SAMPLE_RATE) -> None:
+        self.format = fmt
+        self._resampler = Resampler(fmt.sample_rate, out_rate)
+        self.received_samples = 0
+        """Input sample frames accepted so far (at the client's rate)."""
+
+    @property
+    def received_seconds(self) -> float:
+        return self.received_samples / self.format.sample_rate
+
+    def push(self, data: bytes | bytearray | memoryview | NDArray[np.floating]) -> AudioFrame:
+        """One frame of client audio -> the model-rate samples it completes."""
+        if isinstance(data, np.ndarray):
+            samples = from_array(data, self.format)
+        else:
+            samples = decode(data, self.format)
+        self.received_samples += samples.shape[0]
+        return self._resampler.process(samples)
+
+    def flush(self) -> AudioFrame:
+        """End of stream: the resampler's remaining output."""
+        return self._resampler.flush()

@@ -26,6 +26,11 @@ def collapse(ids: NDArray[np.int64], blank_id: int) -> list[int]:
     return [int(i) for i in merged[merged != blank_id]]
 
 
+def is_special_token(token: str) -> bool:
+    """``<s>``, ``</s>``, ``<unk>``, ``<pad>``: symbols that carry no text."""
+    return len(token) > 1 and token.startswith("<") and token.endswith(">")
+
+
 def ids_to_text(ids: list[int], vocab: Vocabulary) -> str:
     """Join symbols into text; the word delimiter becomes a single space."""
     pieces: list[str] = []
@@ -33,7 +38,7 @@ def ids_to_text(ids: list[int], vocab: Vocabulary) -> str:
         token = vocab.tokens[i]
         if token == vocab.word_delimiter:
             pieces.append(" ")
-        elif len(token) > 1 and token.startswith("<") and token.endswith(">"):
+        elif is_special_token(token):
             continue  # special tokens (<s>, </s>, <unk>) carry no text
         else:
             pieces.append(token)

@@ -1,0 +1,83 @@
+"""The engine of one exported model: its manifest, one onnxruntime session, one scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .audio import AudioFormat
+from .manifest import Manifest, read_manifest
+from .runtime import CPU, Runner, RuntimeConfig, load_runner
+from .scheduler import Scheduler, SchedulerConfig
+from .stream import Stream, StreamOptions, make_stream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How one model is run: device, precision and threads, and how windows are batched."""
+
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    scheduler: SchedulerConfig | None = None
+    """None: the defaults, with one worker per ``intra_op_threads`` CPU cores on CPU (one
+    worker when onnxruntime may use every core) and one worker on CUDA."""
+
+
+def default_workers(runtime: RuntimeConfig, provider: str) -> int:
+    """Scheduler workers that keep the cores busy without oversubscribing them."""
+    if provider != CPU or runtime.intra_op_threads == 0:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(16, (cores or 1) // runtime.intra_op_threads))
+
+
+class Engine:
+    """Loads a model folder (``asr-export`` output) and opens streams on it.
+
+    Use as a context manager, or call :meth:`close`: it runs what is queued and joins the
+    scheduler's threads.
+    """
+
+    def __init__(self, folder: Path | str, config: EngineConfig | None = None) -> None:
+        self.folder = Path(folder)
+        self.config = config or EngineConfig()
+        self.manifest: Manifest = read_manifest(self.folder)
+        self.runner: Runner = load_runner(self.folder, self.manifest, self.config.runtime)
+        scheduler = self.config.scheduler or SchedulerConfig(
+            workers=default_workers(self.config.runtime, self.runner.provider)
+        )
+        self.scheduler = Scheduler(self.runner, scheduler)
+        self.scheduler.start()
+
+    def stream(
+        self, fmt: AudioFormat | None = None, options: StreamOptions | None = None
+    ) -> Stream:
+        """A new streaming recognition stream."""
+        return make_stream(
+            self.manifest, self.scheduler, fmt or AudioFormat(), options or StreamOptions()
+        )
+
+    def offline_stream(
+        self, fmt: AudioFormat | None = None, options: StreamOptions | None = None
+    ) -> Stream:
+        """A stream that decodes everything it is fed as one window at :meth:`Stream.finish`:
+        the full-context reference (endpointing still splits segments; no gate)."""
+        return make_stream(
+            self.manifest,
+            self.scheduler,
+            fmt or AudioFormat(),
+            options or StreamOptions(),
+            offline=True,
+        )
+
+    def close(self) -> None:
+        self.scheduler.stop()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,57 @@
+"""What a stream reports: partial hypotheses, finished segments and lag warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from .decoder import Hypothesis, Word
+from .endpoint import EndReason
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A finished stretch of speech: its text, timed words and why it ended."""
+
+    index: int
+    """0, 1, ... in the order the stream finished them."""
+    text: str
+    words: tuple[Word, ...]
+    start: float
+    """Seconds from the stream's start to the segment's first frame (the previous cut)."""
+    end: float
+    """Seconds from the stream's start to the end of its last frame."""
+    reason: EndReason
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The current segment's hypothesis after a window."""
+
+    segment: int
+    """Index the segment will have once final."""
+    hypothesis: Hypothesis
+    audio_end: float
+    """Seconds of stream audio (at the model rate) the window that made it had to wait for."""
+
+
+@dataclass(frozen=True)
+class Final:
+    """A segment ended: its text never changes again."""
+
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class Lagging:
+    """The stream's audio arrives more slowly than real time: the server is behind its client.
+
+    Reported once when the lag passes the stream's ``lag_report_s``, again after it has
+    recovered to half of that and passed it once more.
+    """
+
+    lag_s: float
+    """Wall-clock seconds since the first frame minus seconds of audio received."""
+
+
+Event: TypeAlias = Partial | Final | Lagging

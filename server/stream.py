@@ -1,0 +1,344 @@
+"""One recognition stream: audio frames in, partial and final hypotheses out.
+
+The pipeline of a stream is intake (decode, downmix, resample) -> windows -> energy gate ->
+scheduler (shared by all streams of a model) -> CTC decoder + endpointer -> events. Windows are
+decoded strictly in order. At most ``max_inflight`` windows of a stream wait in the scheduler at
+once; a feed returns once all of its windows are decoded, so a stream holds no more than one
+frame's audio plus one window beyond what it has decoded, and a slow server pushes back on its
+client instead of growing memory. A stream is used by one caller at a time: either the blocking
+methods (:meth:`Stream.feed`, :meth:`Stream.finish`) or the coroutines (:meth:`Stream.feed_async`,
+:meth:`Stream.finish_async`) that await the scheduler without blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .audio import AudioFormat, AudioIntake
+from .ctc import Logits, greedy_ids
+from .decoder import CtcDecoder, GreedyCtcDecoder, Hypothesis, letter_ids
+from .endpoint import Endpointer, EndReason
+from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
+from .events import Event, Final, Lagging, Partial, Segment
+from .frontend import model_input
+from .gate import EnergyGate, GateConfig
+from .manifest import Manifest
+from .scheduler import Scheduler
+from .windows import SlidingWindower, WholeWindower, Window, Windower, WindowPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEFT_S = 0.32
+DEFAULT_HOP_S = 1.0
+DEFAULT_LOOKAHEAD_S = 0.32
+"""Window defaults, chosen from the latency/accuracy curve (see README, "Streaming")."""
+
+RawAudio = bytes | bytearray | memoryview | NDArray[np.floating]
+"""A frame as the client sent it (bytes in the stream's format) or float samples."""
+
+_BLANK_MARGIN = 30.0
+"""Logit margin of the blank in frames the gate skipped (softmax probability ~1)."""
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Per-stream settings, each checked against its allowed range."""
+
+    left_s: float = DEFAULT_LEFT_S
+    """Left context of each window (0 to 8 s, whole 20 ms frames)."""
+    hop_s: float = DEFAULT_HOP_S
+    """Frames committed per window (0.16 to 4 s): how often partials come."""
+    lookahead_s: float = DEFAULT_LOOKAHEAD_S
+    """Right context of each window (0 to 2 s): shown as the provisional tail."""
+    endpoint_ms: int = 800
+    """Trailing non-speech after speech that ends a segment (100 to 10,000 ms)."""
+    max_segment_s: float = 30.0
+    """Longest segment (2 to 120 s); the cut waits up to 1 s for a word boundary."""
+    gate: GateConfig | None = field(default_factory=GateConfig)
+    """Energy gate letting silent windows skip inference; None runs every window."""
+    max_inflight: int = 4
+    """Most windows of this stream waiting in the scheduler at once (1 to 64)."""
+    lag_report_s: float = 2.0
+    """Report :class:`Lagging` when the audio received falls this far behind the wall clock."""
+
+    def __post_init__(self) -> None:
+        _check_range("left_s", self.left_s, 0.0, 8.0)
+        _check_range("hop_s", self.hop_s, 0.16, 4.0)
+        _check_range("lookahead_s", self.lookahead_s, 0.0, 2.0)
+        _check_range("endpoint_ms", self.endpoint_ms, 100, 10_000)
+        _check_range("max_segment_s", self.max_segment_s, 2.0, 120.0)
+        _check_range("max_inflight", self.max_inflight, 1, 64)
+        _check_range("lag_report_s", self.lag_report_s, 0.1, 3600.0)
+
+    def plan(self, manifest: Manifest) -> WindowPlan:
+        return WindowPlan.from_seconds(self.left_s, self.hop_s, self.lookahead_s, manifest.input)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise StreamConfigError(name, value, f"{low:g} to {high:g}")
+
+
+@dataclass
+class _Pending:
+    window: Window
+    future: Future[NDArray[np.float32]] | None
+    """None when the gate skipped the window."""
+
+
+@dataclass
+class StreamStats:
+    """What a stream cost."""
+
+    windows: int = 0
+    """Windows decoded."""
+    skipped: int = 0
+    """Windows the gate decoded as silence without running the model."""
+    model_samples: int = 0
+    """Samples of model input run (a measure of compute)."""
+
+
+def _result(item: _Pending) -> Logits | None:
+    return None if item.future is None else item.future.result()
+
+
+async def _result_async(item: _Pending) -> Logits | None:
+    if item.future is None:
+        return None
+    logits: Logits = await asyncio.wrap_future(item.future)
+    return logits
+
+
+class Stream:
+    """A stream of one model; made by :class:`~streamasr.server.engine.Engine`."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        scheduler: Scheduler,
+        *,
+        fmt: AudioFormat,
+        options: StreamOptions,
+        windower: Windower,
+        decoder: CtcDecoder,
+    ) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.stats = StreamStats()
+        self._scheduler = scheduler
+        self._intake = AudioIntake(fmt, manifest.input.sample_rate)
+        self._windower = windower
+        self._decoder = decoder
+        vocab = manifest.vocabulary
+        self._blank = vocab.blank_id
+        self._vocab_size = len(vocab.tokens)
+        spec = manifest.input
+        self._frame_s = spec.frame_stride / spec.sample_rate
+        self._gate = (
+            EnergyGate(options.gate, spec.frame_stride, spec.sample_rate) if options.gate else None
+        )
+        self._endpointer = Endpointer(
+            endpoint_frames=max(1, round(options.endpoint_ms / 1000 / self._frame_s)),
+            max_segment_frames=round(options.max_segment_s / self._frame_s),
+            speech_ids=letter_ids(vocab),
+            delimiter_id=vocab.word_delimiter_id,
+        )
+        self._pending: deque[_Pending] = deque()
+        self._frame = 0
+        """Frames decoded so far."""
+        self._segment_start = 0
+        self._segment_index = 0
+        self._last_partial: Hypothesis | None = None
+        self._started: float | None = None
+        self._lagging = False
+        self._finished = False
+        self._failed: AsrError | None = None
+
+    @property
+    def frames(self) -> int:
+        """Output frames decoded so far."""
+        return self._frame
+
+    @property
+    def lagging(self) -> bool:
+        return self._lagging
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    # -- blocking API -------------------------------------------------------------------------
+
+    def feed(self, data: RawAudio) -> list[Event]:
+        """Accept one frame; return the events of the windows it completed."""
+        events = self._start_feed()
+        return events + self._run_sync(self._windower.push(self._intake.push(data)))
+
+    def finish(self) -> list[Event]:
+        """End of stream: flush the resampler, decode the last window, close the segment."""
+        windows = self._start_finish()
+        return self._run_sync(windows)
+
+    def _run_sync(self, windows: list[Window]) -> list[Event]:
+        events: list[Event] = []
+        with self._failing():
+            for window in windows:
+                self._submit(window)
+                while len(self._pending) > self.options.max_inflight:
+                    events += self._complete(_result(self._pending[0]))
+            while self._pending:
+                events += self._complete(_result(self._pending[0]))
+        return events
+
+    # -- asyncio API --------------------------------------------------------------------------
+
+    async def feed_async(self, data: RawAudio) -> list[Event]:
+        """:meth:`feed` for an event loop: inference is awaited, never blocked on."""
+        events = self._start_feed()
+        return events + await self._run_async(self._windower.push(self._intake.push(data)))
+
+    async def finish_async(self) -> list[Event]:
+        """:meth:`finish` for an event loop."""
+        windows = self._start_finish()
+        return await self._run_async(windows)
+
+    async def _run_async(self, windows: list[Window]) -> list[Event]:
+        events: list[Event] = []
+        with self._failing():
+            for window in windows:
+                self._submit(window)
+                while len(self._pending) > self.options.max_inflight:
+                    events += self._complete(await _result_async(self._pending[0]))
+            while self._pending:
+                events += self._complete(await _result_async(self._pending[0]))
+        return events
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """An error past the intake leaves windows undecoded: the stream cannot go on."""
+        try:
+            yield
+        except AsrError as exc:
+            self._failed = exc
+            raise
+
+    def _start_feed(self) -> list[Event]:
+        self._check_usable()
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        lag = now - self._started - self._intake.received_seconds
+        if not self._lagging and lag > self.options.lag_report_s:
+            self._lagging = True
+            log.warning("stream is %.1f s behind real time", lag)
+            return [Lagging(round(lag, 3))]
+        if self._lagging and lag < self.options.lag_report_s / 2:
+            self._lagging = False
+        return []
+
+    def _start_finish(self) -> list[Window]:
+        self._check_usable()
+        self._finished = True
+        return self._windower.push(self._intake.flush()) + self._windower.finish()
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise StreamStateError(f"the stream failed earlier ({self._failed})")
+        if self._finished:
+            raise StreamStateError("the stream is finished")
+
+    def _submit(self, window: Window) -> None:
+        if self._gate is not None and self._gate.is_silent(window):
+            self._pending.append(_Pending(window, None))
+            self.stats.skipped += 1
+            return
+        data = model_input(window.samples, self.manifest.input)
+        self._pending.append(_Pending(window, self._scheduler.submit(data)))
+        self.stats.model_samples += window.samples.shape[0]
+
+    def _complete(self, logits: Logits | None) -> list[Event]:
+        window = self._pending.popleft().window
+        if logits is None:
+            logits = self._blank_logits(window.num_frames)
+        elif logits.shape[0] != window.num_frames:
+            raise ModelGeometryError(
+                self.manifest.name,
+                f"{window.samples.shape[0]} samples gave {logits.shape[0]} frames, "
+                f"the manifest promises {window.num_frames}",
+            )
+        self.stats.windows += 1
+        kept = logits[window.keep_start : window.keep_stop]
+        lookahead = logits[window.keep_stop : window.num_frames]
+        events: list[Event] = []
+        labels = greedy_ids(kept)
+        position = 0
+        while (cut := self._endpointer.scan(labels[position:])) is not None:
+            stop = position + cut.at
+            self._decoder.advance(kept[position:stop], lookahead[:0])
+            self._frame += cut.at
+            events += self._close_segment(cut.reason)
+            position = stop
+        hypothesis = self._decoder.advance(kept[position:], lookahead)
+        self._frame += kept.shape[0] - position
+        if window.final:
+            events += self._close_segment("end_of_stream")
+        elif hypothesis != self._last_partial and (hypothesis.text or self._last_partial):
+            self._last_partial = hypothesis
+            end = window.end / self.manifest.input.sample_rate
+            events.append(Partial(self._segment_index, hypothesis, round(end, 6)))
+        return events
+
+    def _close_segment(self, reason: EndReason) -> list[Event]:
+        decoded = self._decoder.end_segment()
+        self._endpointer.reset()
+        start, self._segment_start = self._segment_start, self._frame
+        self._last_partial = None
+        if not decoded.text:
+            return []
+        segment = Segment(
+            index=self._segment_index,
+            text=decoded.text,
+            words=decoded.words,
+            start=round(start * self._frame_s, 6),
+            end=round(self._frame * self._frame_s, 6),
+            reason=reason,
+        )
+        self._segment_index += 1
+        return [Final(segment)]
+
+    def _blank_logits(self, frames: int) -> Logits:
+        logits = np.full((frames, self._vocab_size), -_BLANK_MARGIN, dtype=np.float32)
+        logits[:, self._blank] = 0.0
+        return logits
+
+
+def make_stream(
+    manifest: Manifest,
+    scheduler: Scheduler,
+    fmt: AudioFormat,
+    options: StreamOptions,
+    *,
+    offline: bool = False,
+) -> Stream:
+    """A streaming stream, or with ``offline`` the whole-utterance reference on the same path."""
+    spec = manifest.input
+    windower: Windower
+    if offline:
+        windower = WholeWindower(spec)
+        options = replace(options, gate=None)
+    else:
+        windower = SlidingWindower(options.plan(manifest), spec, manifest.name)
+    decoder = GreedyCtcDecoder(manifest.vocabulary, spec.frame_stride / spec.sample_rate)
+    return Stream(manifest, scheduler, fmt=fmt, options=options, windower=windower, decoder=decoder)

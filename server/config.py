@@ -1,0 +1,265 @@
+"""``ServerConfig``: every setting of ``asr-server`` in one frozen, validated object.
+
+Each setting is a flag and an environment variable (``--max-batch`` / ``ASR_MAX_BATCH``); the flag
+wins over the variable, the variable over the default. :func:`load_config` reads both and
+:class:`ServerConfig` checks every value, raising :class:`~.errors.ServerConfigError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from .engine import EngineConfig, default_workers
+from .errors import ServerConfigError, StreamConfigError
+from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
+from .scheduler import SchedulerConfig
+from .stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S, StreamOptions
+
+Precision = Literal["auto", "fp32", "fp16", "int8"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV_PREFIX = "ASR_"
+DEFAULT_PORT = 2700
+"""vosk-server's port, so that Vosk clients find us where they look."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs: model, network, engine and limits."""
+
+    model: str
+    """An ``asr-export`` folder (with manifest.json), or an alias, hub id or checkpoint folder
+    exported on first start into ``models_dir``."""
+    models_dir: Path = Path("models")
+    """Where exports made on first start are cached."""
+    language: str | None = None
+    """Language code for multilingual adapters (exporting MMS)."""
+    precision: Precision = "auto"
+    """``auto``: fp16 on a GPU, int8 on CPU."""
+    device: Device = "auto"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    """0 picks a free port (logged as ``listening on ws://HOST:PORT``)."""
+    left_s: float = DEFAULT_LEFT_S
+    hop_s: float = DEFAULT_HOP_S
+    lookahead_s: float = DEFAULT_LOOKAHEAD_S
+    endpoint_ms: int = 800
+    max_segment_s: float = 30.0
+    threads: int = 1
+    """onnxruntime intra-op threads per scheduler worker (0: all cores, one worker)."""
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_queue: int = 512
+    """Windows waiting for inference, over all sessions; past it sessions end ``overloaded``."""
+    max_connections: int = 64
+    max_message_bytes: int = 1 << 20
+    idle_timeout_s: float = 30.0
+    max_session_s: float = 3600.0
+    """Longest audio one session may stream (seconds of audio, not of wall clock)."""
+    auth_token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to open a websocket; empty: any. Requests without an Origin
+    header (non-browser clients) are always allowed."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    shutdown_timeout_s: float = 10.0
+    """On SIGTERM, how long sessions get to flush their finals before they are cut."""
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    stream_options: StreamOptions = field(init=False, repr=False, compare=False)
+    """The per-stream defaults built from the window and endpoint settings."""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            _fail("model", self.model, "required (--model or ASR_MODEL)")
+        _choice("precision", self.precision, ("auto", "fp32", "fp16", "int8"))
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        _choice("log_level", self.log_level, LOG_LEVELS)
+        _choice("log_format", self.log_format, ("text", "json"))
+        _within("port", self.port, 0, 65535)
+        _within("threads", self.threads, 0, 256)
+        _within("max_connections", self.max_connections, 1, 100_000)
+        _within("max_message_bytes", self.max_message_bytes, 1024, 64 << 20)
+        _within("idle_timeout_s", self.idle_timeout_s, 0.1, 86_400)
+        _within("max_session_s", self.max_session_s, 1.0, 7 * 86_400)
+        _within("shutdown_timeout_s", self.shutdown_timeout_s, 0.0, 3600)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            _fail("tls_cert", self.tls_cert, "--tls-cert and --tls-key go together")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                _fail(name, str(path), "no such file")
+        if self.auth_token is not None and not self.auth_token.strip():
+            _fail("auth_token", "", "empty token")
+        try:
+            options = StreamOptions(
+                left_s=self.left_s,
+                hop_s=self.hop_s,
+                lookahead_s=self.lookahead_s,
+                endpoint_ms=self.endpoint_ms,
+                max_segment_s=self.max_segment_s,
+            )
+            self._scheduler_config()
+        except StreamConfigError as exc:
+            raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
+        object.__setattr__(self, "stream_options", options)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(
+            device=self.device,
+            precision=None if self.precision == "auto" else self.precision,
+            intra_op_threads=self.threads,
+        )
+
+    def engine_config(self) -> EngineConfig:
+        """The engine settings; the scheduler's worker count is the engine's default for the
+        device (needs onnxruntime to resolve ``auto``)."""
+        runtime = self.runtime_config()
+        provider = CUDA if resolve_device(self.device) == "cuda" else CPU
+        return EngineConfig(runtime=runtime, scheduler=self._scheduler_config(provider))
+
+    def _scheduler_config(self, provider: str = CPU) -> SchedulerConfig:
+        return SchedulerConfig(
+            max_batch=self.max_batch,
+            max_wait_ms=self.max_wait_ms,
+            max_queue=self.max_queue,
+            workers=default_workers(self.runtime_config(), provider),
+        )
+
+
+def _fail(name: str, value: object, problem: str) -> None:
+    raise ServerConfigError(_flag_name(name), value, problem)
+
+
+def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        _fail(name, value, f"one of {', '.join(allowed)}")
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not low <= value <= high:
+        _fail(name, value, f"allowed: {low:g} to {high:g}")
+
+
+# -- flags and environment ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Option:
+    field: str
+    flag: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("model", "--model", str, "asr-export folder, or alias / hub id / checkpoint folder"),
+    _Option("models_dir", "--models-dir", Path, "cache of exports made on first start"),
+    _Option("language", "--language", str, "language code when exporting MMS"),
+    _Option("precision", "--precision", str, "model file", ("auto", "fp32", "fp16", "int8")),
+    _Option("device", "--device", str, "inference device", ("auto", "cpu", "cuda")),
+    _Option("host", "--host", str, "interface to bind (0.0.0.0: all)"),
+    _Option("port", "--port", int, "TCP port (0: any free port)"),
+    _Option("left_s", "--left", float, "window left context, seconds"),
+    _Option("hop_s", "--hop", float, "window hop, seconds (how often partials come)"),
+    _Option("lookahead_s", "--lookahead", float, "window lookahead, seconds"),
+    _Option("endpoint_ms", "--endpoint-ms", int, "silence that ends a segment, ms"),
+    _Option("max_segment_s", "--max-segment-s", float, "longest segment, seconds"),
+    _Option("threads", "--threads", int, "onnxruntime intra-op threads per worker"),
+    _Option("max_batch", "--max-batch", int, "most windows per inference call"),
+    _Option("max_wait_ms", "--max-wait-ms", float, "longest a window waits to fill a batch"),
+    _Option("max_queue", "--max-queue", int, "windows queued for inference, all sessions"),
+    _Option("max_connections", "--max-connections", int, "concurrent websocket sessions"),
+    _Option("max_message_bytes", "--max-message-bytes", int, "largest message (close 1009)"),
+    _Option("idle_timeout_s", "--idle-timeout", float, "seconds without a message (close 1001)"),
+    _Option("max_session_s", "--max-session-seconds", float, "audio seconds per session (1008)"),
+    _Option("auth_token", "--auth-token", str, "required bearer token (prefer ASR_AUTH_TOKEN)"),
+    _Option("allowed_origins", "--allowed-origins", _origins, "comma-separated browser origins"),
+    _Option("tls_cert", "--tls-cert", _optional_path, "PEM certificate (serve wss://)"),
+    _Option("tls_key", "--tls-key", _optional_path, "PEM private key"),
+    _Option("shutdown_timeout_s", "--shutdown-timeout", float, "seconds to flush on SIGTERM"),
+    _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
+    _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-server",
+        description="Streaming speech recognition over websockets (protocol v1 at /v1/stream, "
+        "Vosk clients at / and /vosk, /healthz, /metrics and a browser page at /). Every flag "
+        "has an ASR_* environment variable; the flag wins.",
+    )
+    defaults = {f.name: f.default for f in fields(ServerConfig) if f.init}
+    for option in OPTIONS:
+        default = defaults.get(option.field, MISSING)
+        if default is MISSING:
+            shown = "required"
+        elif isinstance(default, tuple):
+            shown = ",".join(default) or "any"
+        else:
+            shown = "none" if default is None else str(default)
+        choices = f" {{{','.join(option.choices)}}}" if option.choices else ""
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            default=None,
+            metavar=option.flag.lstrip("-").replace("-", "_").upper(),
+            help=f"{option.help}{choices} [{option.env}; default: {shown}]",
+        )
+    return parser
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Flags, then ``ASR_*`` variables, then defaults; raises ServerConfigError."""
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw: str | None = getattr(args, option.field)
+        source = option.flag
+        if raw is None and option.env in env:
+            raw, source = env[option.env], option.env
+        if raw is None:
+            continue
+        try:
+            value = option.parse(raw)
+        except ValueError:
+            raise ServerConfigError(source, raw, f"not a valid {option.parse.__name__}") from None
+        if option.choices is not None and value not in option.choices:
+            raise ServerConfigError(source, raw, f"one of {', '.join(option.choices)}")
+        values[option.field] = value
+    if "model" not in values:
+        raise ServerConfigError("--model", None, "required (or set ASR_MODEL)")
+    return ServerConfig(**values)
+
+
+def _flag_name(field_name: str) -> str:
+    for option in OPTIONS:
+        if option.field == field_name:
+            return option.flag
+    return field_name

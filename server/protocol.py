@@ -1,0 +1,352 @@
+"""Protocol v1 without sockets: client messages in, server messages out, errors to close codes.
+
+A session at ``/v1/stream`` is one ``start`` text message, binary PCM frames in the declared
+format, then ``stop``. :func:`parse_text` turns a client text message into a
+:class:`StartMessage` or a :class:`StopMessage`, raising a :class:`~.errors.ProtocolError`
+subclass for anything else; the ``*_message`` functions build the server's JSON objects; and
+:func:`error_spec` maps any exception to its documented error code and close code through the one
+table, :data:`ERROR_TABLE`. docs/protocol.md is the reference for every message and code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final, TypeAlias, cast
+
+from .audio import MAX_RATE, MIN_RATE, AudioFormat, Encoding
+from .errors import (
+    AsrError,
+    AudioAfterStopError,
+    AudioBeforeStartError,
+    AudioDataError,
+    AudioFormatError,
+    DuplicateStartError,
+    EmptyFrameError,
+    IdleTimeoutError,
+    InferenceError,
+    InvalidFieldError,
+    InvalidJsonError,
+    MessageAfterStopError,
+    MessageTooBigError,
+    ModelGeometryError,
+    SchedulerClosedError,
+    SchedulerOverloadedError,
+    ServerShuttingDownError,
+    SessionTooLongError,
+    StopBeforeStartError,
+    StreamConfigError,
+    UnknownMessageError,
+    UnsupportedRateError,
+)
+from .events import Lagging, Partial, Segment
+from .stream import StreamOptions
+
+PROTOCOL_VERSION: Final = 1
+
+JsonObject: TypeAlias = dict[str, Any]
+"""A server message before ``json.dumps``."""
+
+
+class Close:
+    """Websocket close codes the service uses (RFC 6455, section 7.4.1)."""
+
+    NORMAL: Final = 1000
+    GOING_AWAY: Final = 1001
+    UNSUPPORTED_DATA: Final = 1003
+    INVALID_PAYLOAD: Final = 1007
+    POLICY_VIOLATION: Final = 1008
+    MESSAGE_TOO_BIG: Final = 1009
+    INTERNAL_ERROR: Final = 1011
+    TRY_AGAIN_LATER: Final = 1013
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """What a client is told about an error: the ``code`` string and the close code."""
+
+    code: str
+    close: int
+
+
+INTERNAL = ErrorSpec("internal", Close.INTERNAL_ERROR)
+
+ERROR_TABLE: Mapping[type[BaseException], ErrorSpec] = {
+    InvalidJsonError: ErrorSpec("invalid_json", Close.INVALID_PAYLOAD),
+    UnknownMessageError: ErrorSpec("unknown_type", Close.UNSUPPORTED_DATA),
+    InvalidFieldError: ErrorSpec("invalid_field", Close.INVALID_PAYLOAD),
+    StreamConfigError: ErrorSpec("invalid_field", Close.INVALID_PAYLOAD),
+    UnsupportedRateError: ErrorSpec("unsupported_rate", Close.UNSUPPORTED_DATA),
+    AudioFormatError: ErrorSpec("unsupported_format", Close.UNSUPPORTED_DATA),
+    AudioBeforeStartError: ErrorSpec("audio_before_start", Close.UNSUPPORTED_DATA),
+    StopBeforeStartError: ErrorSpec("stop_before_start", Close.UNSUPPORTED_DATA),
+    DuplicateStartError: ErrorSpec("duplicate_start", Close.UNSUPPORTED_DATA),
+    AudioAfterStopError: ErrorSpec("audio_after_stop", Close.UNSUPPORTED_DATA),
+    MessageAfterStopError: ErrorSpec("message_after_stop", Close.UNSUPPORTED_DATA),
+    EmptyFrameError: ErrorSpec("empty_frame", Close.INVALID_PAYLOAD),
+    AudioDataError: ErrorSpec("bad_audio", Close.INVALID_PAYLOAD),
+    MessageTooBigError: ErrorSpec("message_too_big", Close.MESSAGE_TOO_BIG),
+    IdleTimeoutError: ErrorSpec("idle_timeout", Close.GOING_AWAY),
+    ServerShuttingDownError: ErrorSpec("shutting_down", Close.GOING_AWAY),
+    SchedulerClosedError: ErrorSpec("shutting_down", Close.GOING_AWAY),
+    SessionTooLongError: ErrorSpec("session_too_long", Close.POLICY_VIOLATION),
+    SchedulerOverloadedError: ErrorSpec("overloaded", Close.TRY_AGAIN_LATER),
+    InferenceError: INTERNAL,
+    ModelGeometryError: INTERNAL,
+    AsrError: INTERNAL,
+}
+"""Domain error class -> (code, close code); a class not listed takes its nearest listed base,
+and anything that is not an :class:`~.errors.AsrError` is ``internal`` (1011)."""
+
+
+def error_spec(exc: BaseException) -> ErrorSpec:
+    """The code and close code of an exception (its class or nearest listed base class)."""
+    for cls in type(exc).__mro__:
+        spec = ERROR_TABLE.get(cls)
+        if spec is not None:
+            return spec
+    return INTERNAL
+
+
+def client_message(exc: BaseException) -> str:
+    """What the ``error`` message says: the domain error's text, never a stack trace."""
+    if isinstance(exc, AsrError):
+        return str(exc)
+    return "internal server error"
+
+
+# -- client messages ------------------------------------------------------------------------------
+
+START_FIELDS: Final = frozenset(
+    {
+        "type",
+        "protocol",
+        "sample_rate",
+        "encoding",
+        "channels",
+        "partials",
+        "words",
+        "endpoint_ms",
+        "max_segment_s",
+    }
+)
+"""Fields a ``start`` message may carry; any other field is an ``invalid_field`` error."""
+
+
+@dataclass(frozen=True)
+class StartMessage:
+    """``{"type": "start", ...}``: the audio format and what the client wants back."""
+
+    sample_rate: int
+    encoding: Encoding = "s16le"
+    channels: int = 1
+    partials: bool = True
+    """Send ``partial`` messages."""
+    words: bool = True
+    """Give ``final`` messages their timed words."""
+    endpoint_ms: int | None = None
+    """Per-stream endpoint silence (100 to 10,000 ms); None: the server's setting."""
+    max_segment_s: float | None = None
+    """Per-stream longest segment (2 to 120 s); None: the server's setting."""
+
+    def audio_format(self) -> AudioFormat:
+        return AudioFormat(self.encoding, self.sample_rate, self.channels)
+
+    def stream_options(self, base: StreamOptions) -> StreamOptions:
+        """The server's options with this stream's overrides (raises StreamConfigError)."""
+        options = base
+        if self.endpoint_ms is not None:
+            options = replace(options, endpoint_ms=self.endpoint_ms)
+        if self.max_segment_s is not None:
+            options = replace(options, max_segment_s=self.max_segment_s)
+        return options
+
+
+@dataclass(frozen=True)
+class StopMessage:
+    """``{"type": "stop"}``: no more audio; flush, send the last finals and ``end``."""
+
+
+ClientMessage: TypeAlias = StartMessage | StopMessage
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidJsonError(f"{name} is not a JSON number")
+
+
+def parse_json_object(text: str) -> JsonObject:
+    """A text message as a JSON object; NaN and Infinity are refused."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJsonError(f"{exc.msg} at character {exc.pos}") from None
+    except RecursionError:
+        raise InvalidJsonError("nested too deeply") from None
+    if not isinstance(data, dict):
+        raise InvalidJsonError(f"got a JSON {type(data).__name__}, expected an object")
+    return cast(JsonObject, data)
+
+
+def is_v1_message(data: str | bytes) -> bool:
+    """Whether a first message at ``/`` speaks v1: a JSON object with a ``type`` field.
+
+    Anything else (a Vosk ``config``, ``eof`` or audio) selects the Vosk dialect.
+    """
+    if not isinstance(data, str):
+        return False
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and "type" in parsed
+
+
+def parse_text(text: str) -> ClientMessage:
+    """A client text message of protocol v1, checked field by field."""
+    data = parse_json_object(text)
+    kind = data.get("type")
+    if kind == "start":
+        return _parse_start(data)
+    if kind == "stop":
+        extra = sorted(set(data) - {"type"})
+        if extra:
+            raise InvalidFieldError(extra[0], "stop takes no fields")
+        return StopMessage()
+    if "type" not in data:
+        raise InvalidFieldError("type", "missing (expected 'start' or 'stop')")
+    raise UnknownMessageError(kind)
+
+
+def _parse_start(data: JsonObject) -> StartMessage:
+    unknown = sorted(set(data) - START_FIELDS)
+    if unknown:
+        raise InvalidFieldError(unknown[0], "unknown field of start")
+    if "protocol" in data and (
+        not _is_int(data["protocol"]) or data["protocol"] != PROTOCOL_VERSION
+    ):
+        raise InvalidFieldError("protocol", f"this server speaks protocol {PROTOCOL_VERSION}")
+    if "sample_rate" not in data:
+        raise InvalidFieldError("sample_rate", "required")
+    encoding = data.get("encoding", "s16le")
+    if encoding not in ("s16le", "f32le"):
+        raise InvalidFieldError("encoding", f"{encoding!r} is not 's16le' or 'f32le'")
+    channels = data.get("channels", 1)
+    if not _is_int(channels) or channels not in (1, 2):
+        raise InvalidFieldError("channels", f"{channels!r} is not 1 or 2")
+    endpoint_ms = data.get("endpoint_ms")
+    if endpoint_ms is not None and not _is_int(endpoint_ms):
+        raise InvalidFieldError("endpoint_ms", f"{endpoint_ms!r} is not an integer")
+    max_segment_s = data.get("max_segment_s")
+    if max_segment_s is not None and not _is_number(max_segment_s):
+        raise InvalidFieldError("max_segment_s", f"{max_segment_s!r} is not a number")
+    return StartMessage(
+        sample_rate=parse_sample_rate(data["sample_rate"]),
+        encoding=cast(Encoding, encoding),
+        channels=int(channels),
+        partials=_flag(data, "partials"),
+        words=_flag(data, "words"),
+        endpoint_ms=None if endpoint_ms is None else int(endpoint_ms),
+        max_segment_s=None if max_segment_s is None else float(max_segment_s),
+    )
+
+
+def parse_sample_rate(value: object, name: str = "sample_rate") -> int:
+    """A whole number of Hz (``48000`` or ``48000.0``) within what the intake resamples."""
+    if not _is_number(value):
+        raise InvalidFieldError(name, f"{value!r} is not a number")
+    number = float(cast(float, value))
+    if not number.is_integer():
+        raise InvalidFieldError(name, f"{value!r} is not a whole number of Hz")
+    if not MIN_RATE <= number <= MAX_RATE:
+        raise UnsupportedRateError(value, MIN_RATE, MAX_RATE)
+    return int(number)
+
+
+def _flag(data: JsonObject, name: str) -> bool:
+    value = data.get(name, True)
+    if not isinstance(value, bool):
+        raise InvalidFieldError(name, f"{value!r} is not true or false")
+    return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def check_frame(data: bytes) -> None:
+    """A binary frame must hold bytes (the format check is the intake's)."""
+    if not data:
+        raise EmptyFrameError()
+
+
+# -- server messages ------------------------------------------------------------------------------
+
+
+def ready_message(session: str, model: str, precision: str) -> JsonObject:
+    return {
+        "type": "ready",
+        "protocol": PROTOCOL_VERSION,
+        "session": session,
+        "model": model,
+        "precision": precision,
+    }
+
+
+def partial_message(event: Partial, start: float) -> JsonObject:
+    """``start``: where the segment began as far as the session knows (the previous final's end)."""
+    return {
+        "type": "partial",
+        "segment": event.segment,
+        "committed": event.hypothesis.committed,
+        "text": event.hypothesis.text,
+        "start": round(start, 3),
+    }
+
+
+def final_message(segment: Segment, words: bool) -> JsonObject:
+    message: JsonObject = {
+        "type": "final",
+        "segment": segment.index,
+        "text": segment.text,
+        "start": round(segment.start, 3),
+        "end": round(segment.end, 3),
+        "reason": segment.reason,
+    }
+    if words:
+        message["words"] = [
+            {
+                "word": w.text,
+                "start": round(w.start, 3),
+                "end": round(w.end, 3),
+                "confidence": round(w.confidence, 3),
+            }
+            for w in segment.words
+        ]
+    return message
+
+
+def lagging_message(event: Lagging) -> JsonObject:
+    return {"type": "lagging", "lag_s": round(event.lag_s, 3)}
+
+
+def end_message(audio_seconds: float) -> JsonObject:
+    return {"type": "end", "audio_seconds": round(audio_seconds, 3)}
+
+
+def error_message(code: str, message: str) -> JsonObject:
+    return {"type": "error", "code": code, "message": message}
+
+
+def encode(message: JsonObject) -> str:
+    """Compact JSON text of a server message."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))

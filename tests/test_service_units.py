@@ -1,0 +1,247 @@
+"""The socket-free parts of the service: v1 messages, the error table, the Vosk dialect, the
+metrics registry and the HTTP answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streamasr.server import errors, http, protocol
+from streamasr.server.decoder import Hypothesis, Word
+from streamasr.server.events import Final, Lagging, Partial, Segment
+from streamasr.server.metrics import Counter, Gauge, Histogram, Registry, ServiceMetrics
+from streamasr.server.stream import StreamOptions
+from streamasr.server.vosk import VoskConfig, VoskEof, VoskReplies, parse_vosk_text
+
+from .service_util import parse_exposition
+
+# -- protocol v1 ----------------------------------------------------------------------------------
+
+
+def test_start_defaults_and_options() -> None:
+    start = protocol.parse_text('{"type": "start", "sample_rate": 44100.0}')
+    assert start == protocol.StartMessage(sample_rate=44100)
+    assert isinstance(start, protocol.StartMessage)
+    assert start.audio_format().frame_bytes == 2
+    full = protocol.parse_text(
+        json.dumps(
+            {
+                "type": "start",
+                "protocol": 1,
+                "sample_rate": 8000,
+                "encoding": "f32le",
+                "channels": 2,
+                "partials": False,
+                "words": False,
+                "endpoint_ms": 300,
+                "max_segment_s": 10,
+            }
+        )
+    )
+    assert isinstance(full, protocol.StartMessage)
+    options = full.stream_options(StreamOptions())
+    assert (options.endpoint_ms, options.max_segment_s) == (300, 10.0)
+    assert full.audio_format().frame_bytes == 8
+    assert protocol.parse_text('{"type": "stop"}') == protocol.StopMessage()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", errors.InvalidJsonError),
+        ("null", errors.InvalidJsonError),
+        ('"start"', errors.InvalidJsonError),
+        ('{"type": "start", "sample_rate": Infinity}', errors.InvalidJsonError),
+        ("[" * 100_000, errors.InvalidJsonError),
+        ('{"type": 1}', errors.UnknownMessageError),
+        ('{"type": "Start", "sample_rate": 16000}', errors.UnknownMessageError),
+        ("{}", errors.InvalidFieldError),
+        ('{"type": "stop", "now": true}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": true}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": 16000, "channels": 1.0}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": 16000, "partials": 1}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": 16000, "protocol": 2}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": 16000, "endpoint_ms": 1.5}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": 16000, "max_segment_s": "x"}', errors.InvalidFieldError),
+        ('{"type": "start", "sample_rate": -16000}', errors.UnsupportedRateError),
+        ('{"type": "start", "sample_rate": 1e9}', errors.UnsupportedRateError),
+    ],
+)
+def test_bad_text_messages(text: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        protocol.parse_text(text)
+
+
+def test_out_of_range_stream_option_is_invalid_field() -> None:
+    start = protocol.parse_text('{"type": "start", "sample_rate": 16000, "max_segment_s": 500}')
+    assert isinstance(start, protocol.StartMessage)
+    with pytest.raises(errors.StreamConfigError) as info:
+        start.stream_options(StreamOptions())
+    assert protocol.error_spec(info.value).code == "invalid_field"
+
+
+def test_is_v1_message() -> None:
+    assert protocol.is_v1_message('{"type": "start", "sample_rate": 16000}')
+    assert protocol.is_v1_message('{"type": "nonsense"}')
+    assert not protocol.is_v1_message('{"config": {"sample_rate": 16000}}')
+    assert not protocol.is_v1_message('{"eof" : 1}')
+    assert not protocol.is_v1_message(b"\x00\x01")
+    assert not protocol.is_v1_message("not json")
+
+
+def test_every_service_error_has_one_documented_code() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
+    for cls, spec in protocol.ERROR_TABLE.items():
+        assert f"`{spec.code}` | {spec.close} |" in docs, (cls, spec)
+        assert cls.__name__ in docs or cls is errors.AsrError, cls
+    assert protocol.error_spec(errors.SessionTooLongError(3)) == protocol.ErrorSpec(
+        "session_too_long", 1008
+    )
+    assert protocol.error_spec(errors.ManifestError("x", "y")).code == "internal"
+    assert protocol.error_spec(ValueError("bug")) == protocol.INTERNAL
+    assert protocol.client_message(ValueError("secret path")) == "internal server error"
+
+
+def _segment(index: int, text: str, start: float, end: float) -> Segment:
+    words = tuple(
+        Word(w, start + 0.1 * i, start + 0.1 * i + 0.05, 0.9) for i, w in enumerate(text.split())
+    )
+    return Segment(index, text, words, start, end, "endpoint")
+
+
+def test_server_messages() -> None:
+    partial = Partial(2, Hypothesis("HEL", "LO"), 3.0)
+    assert protocol.partial_message(partial, 1.23456) == {
+        "type": "partial",
+        "segment": 2,
+        "committed": "HEL",
+        "text": "HELLO",
+        "start": 1.235,
+    }
+    final = protocol.final_message(_segment(0, "A B", 0.0, 1.0), words=True)
+    assert final["words"][1] == {"word": "B", "start": 0.1, "end": 0.15, "confidence": 0.9}
+    assert "words" not in protocol.final_message(_segment(0, "A", 0.0, 1.0), words=False)
+    assert protocol.lagging_message(Lagging(2.34567)) == {"type": "lagging", "lag_s": 2.346}
+    assert protocol.end_message(3.2) == {"type": "end", "audio_seconds": 3.2}
+    text = protocol.encode(protocol.ready_message("s", "m", "int8"))
+    assert json.loads(text) == {
+        "type": "ready",
+        "protocol": 1,
+        "session": "s",
+        "model": "m",
+        "precision": "int8",
+    }
+
+
+# -- Vosk -----------------------------------------------------------------------------------------
+
+
+def test_vosk_messages() -> None:
+    assert parse_vosk_text('{ "config" : { "sample_rate" : 8000.0, "words": 0 } }') == VoskConfig(
+        8000, False
+    )
+    config = '{"config": {"phrase_list": ["a b"], "max_alternatives": 3}}'
+    assert parse_vosk_text(config) == VoskConfig()
+    assert parse_vosk_text('{"eof" : 1}') == VoskEof()
+    with pytest.raises(errors.InvalidFieldError):
+        parse_vosk_text('{"config": [1]}')
+    with pytest.raises(errors.UnsupportedRateError):
+        parse_vosk_text('{"config": {"sample_rate": 300000}}')
+    with pytest.raises(errors.UnknownMessageError):
+        parse_vosk_text('{"text": "x"}')
+
+
+def test_vosk_one_reply_per_message() -> None:
+    replies = VoskReplies(words=True)
+    assert replies.reply([]) == {"partial": ""}
+    assert replies.reply([Partial(0, Hypothesis("HEL", "LO"), 1.0)]) == {"partial": "HELLO"}
+    assert replies.reply([]) == {"partial": "HELLO"}
+    two = [
+        Final(_segment(0, "HELLO", 0.0, 1.0)),
+        Partial(1, Hypothesis("WO", ""), 2.0),
+        Final(_segment(1, "WORLD", 1.0, 2.0)),
+    ]
+    result = replies.reply(two)
+    assert result["text"] == "HELLO WORLD"
+    assert [w["word"] for w in result["result"]] == ["HELLO", "WORLD"]
+    assert set(result["result"][0]) == {"word", "start", "end", "conf"}
+    assert replies.reply([]) == {"partial": ""}
+    assert replies.final([]) == {"result": [], "text": ""}
+    assert VoskReplies(words=False).final([Final(_segment(0, "A", 0, 1))]) == {"text": "A"}
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def test_registry_renders_valid_exposition() -> None:
+    registry = Registry()
+    counter = registry.counter("t_total", "A counter.", ["code"])
+    counter.inc(code='quote"back\\slash')
+    counter.inc(2, code="b")
+    gauge = registry.gauge("t_gauge", "A gauge.")
+    gauge.set(3)
+    gauge.dec()
+    hist = registry.histogram("t_seconds", "A histogram.", buckets=[0.1, 1])
+    for value in (0.05, 0.5, 5.0):
+        hist.observe(value)
+    registry.collect(lambda: [Counter("t_extra_total", "Collected.")])
+    samples = parse_exposition(registry.render())
+    assert samples[("t_total", frozenset({("code", "b")}))] == 2
+    assert samples[("t_gauge", frozenset())] == 2
+    assert samples[("t_seconds_bucket", frozenset({("le", "0.1")}))] == 1
+    assert samples[("t_seconds_bucket", frozenset({("le", "1")}))] == 2
+    assert samples[("t_seconds_bucket", frozenset({("le", "+Inf")}))] == 3
+    assert samples[("t_seconds_count", frozenset())] == 3
+    assert samples[("t_seconds_sum", frozenset())] == pytest.approx(5.55)
+    assert ("t_extra_total", frozenset()) in samples
+    assert 'code="quote\\"back\\\\slash"' in registry.render()
+
+
+def test_metric_misuse_is_refused() -> None:
+    registry = Registry()
+    counter = registry.counter("x_total", "X.", ["code"])
+    with pytest.raises(ValueError):
+        counter.inc(-1, code="a")
+    with pytest.raises(ValueError):
+        counter.inc(other="a")
+    with pytest.raises(ValueError):
+        registry.gauge("x_total", "Again.")
+    with pytest.raises(ValueError):
+        Histogram("h", "H.", buckets=[2, 1])
+    with pytest.raises(ValueError):
+        Histogram("h", "H.", labels=["le"])
+    assert isinstance(Gauge("g", "G."), Counter)
+
+
+def test_service_metrics_start_at_zero() -> None:
+    samples = parse_exposition(ServiceMetrics().render())
+    assert samples[("asr_sessions_total", frozenset({("protocol", "v1")}))] == 0
+    assert samples[("asr_partial_latency_seconds_count", frozenset())] == 0
+
+
+# -- HTTP -----------------------------------------------------------------------------------------
+
+
+def test_static_files_stay_in_their_folder(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>hi</p>", encoding="utf-8")
+    (tmp_path / "style.css").write_text("p {}", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.js").write_text("", encoding="utf-8")
+    (tmp_path / ".hidden.js").write_text("", encoding="utf-8")
+    assert http.static_file(tmp_path, "index.html").status_code == 200
+    css = http.static_file(tmp_path, "style.css")
+    assert css.headers["Content-Type"].startswith("text/css") and css.body == b"p {}"
+    for name in ("sub/x.js", "../index.html", ".hidden.js", "index.htm", "", "a.py"):
+        assert http.static_file(tmp_path, name).status_code == 404, name
+    missing = http.static_file(tmp_path / "nowhere", "index.html")
+    assert missing.status_code == 404 and b"index.html is missing" in missing.body
+
+
+def test_refusal_answers() -> None:
+    assert http.unavailable("busy", 1).headers["Retry-After"] == "1"
+    assert http.unauthorized().headers["WWW-Authenticate"].startswith("Bearer")
+    assert http.forbidden_origin("http://x").status_code == 403
+    health = http.health({"status": "loading"}, ready=False)
+    assert health.status_code == 503 and json.loads(health.body) == {"status": "loading"}

@@ -1,0 +1,107 @@
+"""``asr-server``: serve one model over websockets until SIGTERM or SIGINT.
+
+    asr-server --model models/base --port 2700
+    ASR_MODEL=english ASR_AUTH_TOKEN=secret asr-server --host 0.0.0.0
+
+Logs ``listening on ws://HOST:PORT`` once the port is bound (with ``--port 0``, the port picked),
+then ``model ready: ...``. On SIGTERM or SIGINT it refuses new sessions, flushes the finals of the
+open ones, closes them with 1001 and exits 0; a second signal cuts the wait short. Exit status 1
+when the model cannot be loaded, 2 for a bad setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from .config import ServerConfig, load_config
+from .errors import ServerConfigError
+from .service import Service
+
+log = logging.getLogger("streamasr.server")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the session when known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        session = getattr(record, "session", None)
+        if session is not None:
+            entry["session"] = session
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(config: ServerConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level)
+    if config.log_level != "DEBUG":
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until a signal (0) or a failed model load (1)."""
+    service = Service(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        log.info("received %s", signal.Signals(signum).name)
+        if signals > 1:
+            service.abort()
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await service.start()
+    loaded = asyncio.ensure_future(service.wait_loaded())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({loaded, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if loaded.done() and loaded.exception() is not None:
+        status = 1
+    else:
+        await stopped
+    loaded.cancel()
+    await service.shutdown()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ServerConfigError as exc:
+        sys.stderr.write(f"asr-server: error: {exc}\n")
+        return 2
+    setup_logging(config)
+    try:
+        return asyncio.run(serve(config))
+    except OSError as exc:  # the port is taken, the certificate unreadable, ...
+        log.error("cannot serve on %s:%d: %s", config.host, config.port, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The websocket service: one port for websocket sessions and a few plain HTTP pages.
+
+websockets owns the connections (``serve``; one handler task per connection, bounded frames,
+queues and write buffers). ``process_request`` answers plain HTTP (``/healthz``, ``/metrics``,
+the browser page) and guards websocket upgrades (path, token, origin, model loaded, capacity)
+before the handshake; :class:`~.session.Session` runs each accepted connection. The model is
+loaded in a thread while the port already answers, so ``/healthz`` says 503 until it is ready.
+:meth:`Service.shutdown` refuses new sessions, lets the open ones flush their finals and close
+1001, then closes the server and the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from . import http
+from .config import ServerConfig
+from .engine import Engine
+from .errors import AsrError
+from .http import StaticFolder
+from .metrics import SIZE_BUCKETS, Counter, Gauge, Histogram, Metric, ServiceMetrics
+from .modelstore import ModelStore
+from .protocol import PROTOCOL_VERSION
+from .runtime import resolve_device
+from .session import Mode, Session, SessionContext
+
+log = logging.getLogger(__name__)
+
+WS_PATHS: dict[str, Mode] = {"/v1/stream": "v1", "/vosk": "vosk", "/": "auto"}
+MAX_QUEUE = 8
+"""Incoming frames websockets buffers per connection before it stops reading the socket."""
+WRITE_LIMIT = 64 * 1024
+"""Outgoing bytes buffered per connection before a send waits for the client to read."""
+RETRY_LOADING_S = 5
+RETRY_FULL_S = 1
+
+
+def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
+    """Resolve (and maybe export) the model, then load it (blocking)."""
+    precision = None if config.precision == "auto" else config.precision
+    folder = store.prepare(precision, resolve_device(config.device))
+    return Engine(folder, config.engine_config())
+
+
+class Service:
+    """The server of one model. ``await start()``, later ``await shutdown()``."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        loader: Callable[[], Engine] | None = None,
+        static_dir: StaticFolder | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = ServiceMetrics()
+        self.metrics.registry.collect(self._engine_metrics)
+        self.engine: Engine | None = None
+        self.load_error: BaseException | None = None
+        self.store = ModelStore(config.model, config.models_dir, language=config.language)
+        self._loader = loader or (lambda: load_engine(config, self.store))
+        self._static = static_dir if static_dir is not None else http.default_static_dir()
+        self._stopping = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._loaded = asyncio.Event()
+        self._draining = False
+        self._server: Server | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._admitted: set[ServerConnection] = set()
+        self._sessions: dict[asyncio.Task[Any], Session] = {}
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.config.tls else "ws"
+        host = self.config.host
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen, then load the model in the background."""
+        self._server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            max_size=self.config.max_message_bytes,
+            max_queue=MAX_QUEUE,
+            write_limit=WRITE_LIMIT,
+            compression=None,
+            server_header=f"streamasr websockets protocol/{PROTOCOL_VERSION}",
+            ssl=self._ssl_context(),
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("listening on %s", self.url)
+        self._load_task = asyncio.create_task(self._load())
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.config.tls_cert is None or self.config.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return context
+
+    async def _load(self) -> None:
+        try:
+            engine = await asyncio.to_thread(self._loader)
+        except Exception as exc:
+            self.load_error = exc
+            if isinstance(exc, AsrError):
+                log.error("cannot load the model: %s", exc)
+            else:
+                log.exception("cannot load the model")
+            self._loaded.set()
+            return
+        if self._draining:
+            await asyncio.to_thread(engine.close)
+            return
+        self.engine = engine
+        log.info(
+            "model ready: %s (%s on %s)",
+            engine.manifest.name,
+            engine.runner.precision,
+            engine.runner.provider,
+        )
+        self._loaded.set()
+
+    async def wait_loaded(self) -> Engine:
+        """The engine once loaded; raises what loading raised."""
+        await self._loaded.wait()
+        if self.engine is None:
+            raise self.load_error or AsrError("the model is not loaded")
+        return self.engine
+
+    async def shutdown(self) -> None:
+        """Refuse new sessions, flush the open ones (close 1001), close server and engine."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("shutting down: %d session(s) flush their finals", len(self._sessions))
+        self.store.cancel()
+        self._stopping.set()
+        tasks = set(self._sessions)
+        if tasks:
+            abort = asyncio.ensure_future(self._abort.wait())
+            waiters: set[asyncio.Future[Any]] = {asyncio.gather(*tasks, return_exceptions=True)}
+            waiters.add(abort)
+            await asyncio.wait(
+                waiters,
+                timeout=self.config.shutdown_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            abort.cancel()
+            late = [t for t in tasks if not t.done()]
+            if late:
+                log.warning("%d session(s) did not finish: closing them now", len(late))
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._load_task is not None and not self._load_task.done():
+            await asyncio.wait({self._load_task}, timeout=self.config.shutdown_timeout_s)
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.close)
+            self.engine = None
+        log.info("server stopped")
+
+    def abort(self) -> None:
+        """Stop waiting for sessions to flush (a second signal): close them now."""
+        self._abort.set()
+
+    # -- HTTP and the upgrade guard -------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if not upgrade:
+            return self._http(url.path)
+        refusal = self._refusal(connection, request, url.path, url.query)
+        if refusal is not None:
+            self.metrics.rejected.inc(status=str(refusal.status_code))
+            return refusal
+        self._admitted.add(connection)
+        return None
+
+    def _http(self, path: str) -> Response:
+        if path == "/healthz":
+            return http.health(self._health(), self.engine is not None and not self._draining)
+        if path == "/metrics":
+            return http.metrics_page(self.metrics.render())
+        if path in ("/", "/index.html"):
+            return http.static_file(self._static, http.PAGE)
+        if path.startswith("/static/"):
+            return http.static_file(self._static, path.removeprefix("/static/"))
+        return http.not_found(path)
+
+    def _refusal(
+        self, connection: ServerConnection, request: Request, path: str, query: str
+    ) -> Response | None:
+        if path not in WS_PATHS:
+            return http.not_found(path)
+        if self.config.auth_token is not None and not self._authorized(request, query):
+            return http.unauthorized()
+        origin = request.headers.get("Origin")
+        allowed = self.config.allowed_origins
+        if origin is not None and allowed and "*" not in allowed and origin not in allowed:
+            return http.forbidden_origin(origin)
+        if self._draining:
+            return http.unavailable("the server is shutting down", RETRY_LOADING_S)
+        if self.engine is None:
+            reason = "the model failed to load" if self.load_error else "the model is loading"
+            return http.unavailable(reason, RETRY_LOADING_S)
+        self._admitted = {c for c in self._admitted if not c.transport.is_closing()}
+        if len(self._admitted) >= self.config.max_connections:
+            return http.unavailable(
+                f"at capacity ({self.config.max_connections} connections)", RETRY_FULL_S
+            )
+        return None
+
+    def _authorized(self, request: Request, query: str) -> bool:
+        token = self.config.auth_token or ""
+        given: list[str] = []
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            given.append(value.strip())
+        given += parse_qs(query).get("token", [])
+        return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
+
+    def _health(self) -> dict[str, Any]:
+        engine = self.engine
+        status = "ok"
+        if self._draining:
+            status = "draining"
+        elif engine is None:
+            status = "error" if self.load_error else "loading"
+        payload: dict[str, Any] = {
+            "status": status,
+            "protocol": PROTOCOL_VERSION,
+            "sessions": len(self._sessions),
+            "max_connections": self.config.max_connections,
+            "model": engine.manifest.name if engine else None,
+            "precision": engine.runner.precision if engine else None,
+            "provider": engine.runner.provider if engine else None,
+        }
+        if self.load_error is not None:
+            payload["error"] = str(self.load_error)
+        return payload
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        engine = self.engine
+        task = asyncio.current_task()
+        if engine is None or task is None:  # cannot happen: the guard admits only when loaded
+            await ws.close(1013, "not ready")
+            return
+        path = urlsplit(ws.request.path).path if ws.request is not None else "/"
+        context = SessionContext(engine, self.config, self.metrics, self._stopping)
+        session = Session(ws, context, WS_PATHS.get(path, "auto"))
+        self._sessions[task] = session
+        try:
+            await session.run()
+        finally:
+            del self._sessions[task]
+            self._admitted.discard(ws)
+
+    def _engine_metrics(self) -> Iterable[Metric]:
+        loaded = Gauge("asr_model_loaded", "1 once the model is loaded and serving.")
+        loaded.set(1.0 if self.engine is not None else 0.0)
+        yield loaded
+        engine = self.engine
+        if engine is None:
+            return
+        info = Gauge("asr_model_info", "The served model.", ["model", "precision", "provider"])
+        info.set(
+            1.0,
+            model=engine.manifest.name,
+            precision=engine.runner.precision,
+            provider=engine.runner.provider,
+        )
+        yield info
+        stats = engine.scheduler.stats
+        batches = Counter("asr_scheduler_batches_total", "Inference calls (batches) run.")
+        batches.inc(stats.batches)
+        windows = Counter("asr_scheduler_windows_total", "Windows run through the model.")
+        windows.inc(stats.windows)
+        busy = Counter("asr_scheduler_busy_seconds_total", "Seconds spent inside onnxruntime.")
+        busy.inc(stats.busy_s)
+        sizes = Histogram(
+            "asr_scheduler_batch_size", "Windows per inference call.", buckets=SIZE_BUCKETS
+        )
+        for size, count in sorted(dict(stats.batch_sizes).items()):
+            sizes.observe(size, count)
+        queued = Gauge("asr_scheduler_queued", "Windows waiting for inference now.")
+        queued.set(engine.scheduler.queued)
+        yield from (batches, windows, busy, sizes, queued)

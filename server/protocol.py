@@ -310,6 +310,7 @@ def partial_message(event: Partial, start: float) -> JsonObject:
         "committed": event.hypothesis.committed,
         "text": event.hypothesis.text,
         "start": round(start, 3),
+        "audio_end": round(event.audio_end, 3),
     }
 
 

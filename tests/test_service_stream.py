@@ -116,6 +116,8 @@ def test_end_reports_audio_seconds_and_words(server: ServerThread, tts_set: DevS
         assert " ".join(w["word"] for w in words) == final["text"]
         assert all(0.0 <= w["confidence"] <= 1.0 and w["start"] < w["end"] for w in words)
         assert final["start"] <= words[0]["start"] and words[-1]["end"] <= final["end"]
+    audio_ends = [partial["audio_end"] for partial in outcome.of("partial")]
+    assert audio_ends == sorted(audio_ends) and 0.0 < audio_ends[-1] <= samples.size / rate + 0.02
     for partial in outcome.of("partial"):
         assert partial["text"].startswith(partial["committed"])
 

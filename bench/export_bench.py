@@ -77,13 +77,18 @@ NOISE_LEVEL = 0.05
 
 RUNTIMES = {
     "torch": "PyTorch eager",
+    "pipeline": "transformers pipeline (chunk_length_s=10)",
     "optimum": "ORTModelForCTC",
     "fp32": "ours fp32",
     "int8": "ours int8",
     "fp16": "ours fp16 (CPU, not its target)",
+    "fp16-cuda": "ours fp16 (CUDA)",
+    "fp32-cuda": "ours fp32 (CUDA)",
 }
 """Runtime ids and labels, in table order."""
 PROFILED = ("int8", "fp32")
+CHUNK_LENGTH_S = 10.0
+"""The transformers pipeline's ``chunk_length_s`` (its long-audio mode)."""
 PARTS = ("conv encoder", "positional conv", "transformer", "other")
 
 
@@ -107,6 +112,8 @@ class Workload:
     """Graph input with its batch axis of 1."""
     audio_s: float
     repeats: int
+    signal: NDArray[np.float32]
+    """The raw 16 kHz audio (what the transformers pipeline takes)."""
 
 
 @dataclass
@@ -190,24 +197,24 @@ class ConfigResult:
 # --- test signal -----------------------------------------------------------------------------
 
 
-def test_signal(seconds: float) -> NDArray[np.float32]:
+def test_signal(seconds: float, folder: Path = SPEECH_DIR) -> NDArray[np.float32]:
     """The dev set's human utterances end to end, tiled or cut to ``seconds`` (else noise)."""
     size = round(seconds * SAMPLE_RATE)
-    speech = dev_speech()
+    speech = dev_speech(folder)
     if speech.size == 0:
-        log.warning("no speech in %s: timing on seeded noise", SPEECH_DIR)
+        log.warning("no speech in %s: timing on seeded noise", folder)
         noise = np.random.default_rng(SEED).standard_normal(size)
         return (NOISE_LEVEL * noise).astype(np.float32)
     tiled: NDArray[np.float32] = np.resize(speech, size).astype(np.float32)
     return tiled
 
 
-def dev_speech() -> NDArray[np.float32]:
+def dev_speech(folder: Path = SPEECH_DIR) -> NDArray[np.float32]:
     """All 16 kHz clips of the human dev set, concatenated in name order (empty if absent)."""
     import soundfile
 
     clips: list[NDArray[np.float32]] = []
-    paths = sorted(SPEECH_DIR.glob("*")) if SPEECH_DIR.is_dir() else []
+    paths = sorted(folder.glob("*")) if folder.is_dir() else []
     for path in (p for p in paths if p.suffix in (".flac", ".wav")):
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
         if rate == SAMPLE_RATE and samples.ndim == 1:
@@ -372,6 +379,30 @@ def optimum_run(folder: Path, work: Workload) -> Run:
     return lambda: model(**inputs).logits
 
 
+def pipeline_run(model: Any, checkpoint: Path, work: Workload) -> Run:
+    """transformers' ASR pipeline on the raw audio, in ``CHUNK_LENGTH_S`` chunks (its default
+    stride), built from the local checkpoint folder: feature extraction, the model and CTC
+    decoding, as a transformers user transcribes a long file."""
+    from transformers import AutoFeatureExtractor, AutoTokenizer, pipeline
+
+    torch.set_num_threads(THREADS)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=AutoTokenizer.from_pretrained(checkpoint),
+        feature_extractor=AutoFeatureExtractor.from_pretrained(checkpoint),
+        chunk_length_s=CHUNK_LENGTH_S,
+        device="cpu",
+    )
+    inputs = {"raw": work.signal, "sampling_rate": SAMPLE_RATE}
+
+    def run() -> object:
+        with torch.inference_mode():
+            return asr(dict(inputs))
+
+    return run
+
+
 def onnx_run(path: Path, work: Workload) -> Run:
     """One of our files through a plain onnxruntime session."""
     session = cpu_session(path)
@@ -379,23 +410,55 @@ def onnx_run(path: Path, work: Workload) -> Run:
     return lambda: session.run(None, feeds)
 
 
+def cuda_available() -> bool:
+    """Whether onnxruntime offers its CUDA provider here."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def cuda_run(path: Path, work: Workload) -> Run:
+    """One of our files on the GPU (input copied in, logits copied back on every run)."""
+    import onnxruntime as ort
+
+    options = session_options()
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    feeds = {work.name: work.x}
+    return lambda: session.run(None, feeds)
+
+
 def time_runtimes(
-    model: Any, reference: Path | None, files: dict[str, Path], work: Workload
+    model: Any,
+    checkpoint: Path | None,
+    reference: Path | None,
+    files: dict[str, Path],
+    work: Workload,
 ) -> dict[str, Speed]:
     """Load every runtime side by side and time them (all released on return)."""
-    return measure_speeds(load_runtimes(model, reference, files, work), work)
+    return measure_speeds(load_runtimes(model, checkpoint, reference, files, work), work)
 
 
 def load_runtimes(
-    model: Any, reference: Path | None, files: dict[str, Path], work: Workload
+    model: Any,
+    checkpoint: Path | None,
+    reference: Path | None,
+    files: dict[str, Path],
+    work: Workload,
 ) -> dict[str, Run]:
-    """Every runtime loaded side by side, in table order."""
+    """Every runtime loaded side by side, in table order (the pipeline when ``checkpoint`` is
+    given, ORTModelForCTC when ``reference`` is, the CUDA rows when onnxruntime has CUDA)."""
     loaders: dict[str, Callable[[], Run]] = {
         "torch": partial(torch_run, model, work),
         **{p: partial(onnx_run, files[p], work) for p in PRECISIONS},
     }
+    if checkpoint is not None:
+        loaders["pipeline"] = partial(pipeline_run, model, checkpoint, work)
     if reference is not None:
         loaders["optimum"] = partial(optimum_run, reference, work)
+    if cuda_available():
+        loaders["fp16-cuda"] = partial(cuda_run, files["fp16"], work)
+        loaders["fp32-cuda"] = partial(cuda_run, files["fp32"], work)
     return {runtime: loaders[runtime]() for runtime in RUNTIMES if runtime in loaders}
 
 
@@ -535,9 +598,16 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_config(name: str, signal: NDArray[np.float32], repeats: int) -> ConfigResult:
-    """Build, export, time and profile one architecture."""
-    arch = load_architecture(CONFIG_DIR / f"{name}.json")
+def bench_config(
+    name: str,
+    signal: NDArray[np.float32],
+    repeats: int,
+    arch: dict[str, Any] | None = None,
+    profile: bool = True,
+) -> ConfigResult:
+    """Build, export, time and (with ``profile``) profile one architecture: ``arch``, or the
+    file ``name`` of ``../shared/models/configs``."""
+    arch = arch if arch is not None else load_architecture(CONFIG_DIR / f"{name}.json")
     with tempfile.TemporaryDirectory(prefix="export_bench.") as tmp:
         root = Path(tmp)
         checkpoint = root / name
@@ -547,12 +617,13 @@ def bench_config(name: str, signal: NDArray[np.float32], repeats: int) -> Config
         rss = {"export": peak_rss_mib()}
         reference, optimum_s = optimum_export(checkpoint, root / "optimum")
         x = model_input(signal, spec)[None]
-        work = Workload(spec.name, x, signal.size / SAMPLE_RATE, repeats)
-        speeds = time_runtimes(model, reference, files, work)
+        work = Workload(spec.name, x, signal.size / SAMPLE_RATE, repeats, signal)
+        speeds = time_runtimes(model, checkpoint, reference, files, work)
         gc.collect()
         rss["speed"] = peak_rss_mib()
-        splits = {p: profile_split(files[p], work, root) for p in PROFILED}
-        rss["profile"] = peak_rss_mib()
+        splits = {p: profile_split(files[p], work, root) for p in PROFILED} if profile else {}
+        if profile:
+            rss["profile"] = peak_rss_mib()
     params = sum(p.numel() for p in model.parameters())
     attention = str(model.config._attn_implementation)
     return ConfigResult(name, params, attention, figures, optimum_s, speeds, splits, rss)
@@ -608,8 +679,10 @@ def summary_table(results: list[ConfigResult]) -> str:
     """One row per architecture, for the README."""
     lines = [
         "| config | params | export s | MB fp32 | MB fp16 | MB int8 | PyTorch eager "
-        "| ORTModelForCTC | ours fp32 | ours int8 | int8 vs eager | int8 vs ORTModelForCTC |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| transformers pipeline | ORTModelForCTC | ours fp32 | ours int8 | int8 vs eager "
+        "| int8 vs ORTModelForCTC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for r in results:
         cells = [
@@ -617,7 +690,7 @@ def summary_table(results: list[ConfigResult]) -> str:
             f"{r.params / 1e6:.0f}M",
             f"{r.export.total_s:.0f}",
             *(size_cell(r, p) for p in PRECISIONS),
-            *(x_real_time(r, k) for k in ("torch", "optimum", "fp32", "int8")),
+            *(x_real_time(r, k) for k in ("torch", "pipeline", "optimum", "fp32", "int8")),
             speedup(r, "int8", "torch"),
             speedup(r, "int8", "optimum"),
         ]
@@ -683,7 +756,7 @@ def config_report(result: ConfigResult, opts: BenchOptions) -> str:
             f"{result.torch_attention})",
             export_table(result),
             speed_table(result),
-            "\n".join(split_line(p, result.splits[p]) for p in PROFILED),
+            "\n".join(split_line(p, s) for p, s in result.splits.items()),
             *(["\n".join(failures)] if failures else []),
             f"peak RSS of the process: {rss}",
         ]

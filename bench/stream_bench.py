@@ -16,8 +16,10 @@
   int8, on the human dev speech: compute time per audio second offline (one window per
   utterance) and streaming (defaults), on 2 CPU threads.
 * ``capacity``: the same model, N concurrent real-time streams (asyncio clients, 20 ms frames)
-  for increasing N: p50/p95 frame latency; the most streams held with p95 <= 1.5 s, next to the
-  ceiling implied by raw onnxruntime throughput on the same steady windows.
+  for increasing N: p50/p95 frame latency (partial and final latencies are recorded too); the
+  most streams held with p95 <= 1.5 s, next to the ceiling implied by raw onnxruntime throughput
+  on the same steady windows. ``bench.service_bench`` runs the same levels through the websocket
+  server.
 
 Markdown tables go to stdout, raw figures to ``OUT/stream_bench.json``. ``--quick`` runs a
 reduced grid and shorter capacity runs; the full grid (64 points) takes about 10 minutes.
@@ -43,17 +45,20 @@ from numpy.typing import NDArray
 
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import stream_array, transcribe
-from streamasr.server.runtime import RuntimeConfig
+from streamasr.server.runtime import Device, RuntimeConfig
 from streamasr.server.scheduler import SchedulerConfig
 from streamasr.server.scoring import agreement, cer, wer
 from streamasr.server.stream import StreamOptions
 
 from .stream_sim import (
     RATE,
+    final_latencies,
     frame_latencies,
+    partial_latencies,
     percentiles,
     play_real_time,
     run_timed,
+    start_offsets,
     word_latencies,
 )
 
@@ -98,34 +103,83 @@ def load_set(folder: Path) -> list[Utterance]:
     return out
 
 
-def export_fixture(shared: Path, work: Path) -> Path:
+def export_fixture(
+    shared: Path, work: Path, precisions: tuple[str, ...] = ("fp32", "int8")
+) -> Path:
+    """The fixture checkpoint exported into ``work/models`` (kept there between runs)."""
     from streamasr.export.pipeline import ExportConfig, run_export
 
     checkpoint = shared / "models" / "tts-en-ctc-small"
-    config = ExportConfig(str(checkpoint), work / "models", precisions=("fp32", "int8"))
+    config = ExportConfig(str(checkpoint), work / "models", precisions=precisions)
+    return run_export(config).folder
+
+
+TINY_ARCHITECTURE: dict[str, Any] = {
+    "model_type": "wav2vec2",
+    "feat_extract_norm": "group",
+    "do_stable_layer_norm": False,
+    "conv_dim": [64] * 7,
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+    "vocab_size": 32,
+    "_feature_extractor": {"do_normalize": True, "return_attention_mask": False},
+}
+"""A tiny wav2vec2 (base-960h layout, 2 layers of 64): mechanics of the benchmarks in seconds."""
+TINY = "tiny"
+
+
+def architecture(shared: Path, name: str) -> dict[str, Any]:
+    """An architecture of ``../shared/models/configs`` by file stem, or ``tiny``."""
+    from streamasr.export.random_checkpoint import load_architecture
+
+    if name == TINY:
+        return dict(TINY_ARCHITECTURE)
+    return load_architecture(shared / "models" / "configs" / f"{name}.json")
+
+
+def random_checkpoint(shared: Path, work: Path, name: str) -> Path:
+    """Architecture ``name`` with seeded random weights, saved once in ``work/checkpoints``."""
+    from streamasr.export.random_checkpoint import save_random_checkpoint
+
+    checkpoint = work / "checkpoints" / f"{name}-random"
+    if not (checkpoint / "config.json").is_file():
+        save_random_checkpoint(architecture(shared, name), checkpoint)
+    return checkpoint
+
+
+def export_random(
+    shared: Path, work: Path, name: str, precisions: tuple[str, ...] = ("fp32", "int8")
+) -> Path:
+    """:func:`random_checkpoint` exported into ``work/models`` (cached there)."""
+    from streamasr.export.pipeline import ExportConfig, run_export
+
+    checkpoint = random_checkpoint(shared, work, name)
+    config = ExportConfig(str(checkpoint), work / "models", precisions=precisions)
     return run_export(config).folder
 
 
 def export_base_random(shared: Path, work: Path) -> Path:
     """wav2vec2-base-960h with seeded random weights, exported fp32 + int8 (cached in work)."""
-    from streamasr.export.pipeline import ExportConfig, run_export
-    from streamasr.export.random_checkpoint import load_architecture, save_random_checkpoint
-
-    name = "wav2vec2-base-960h-random"
-    checkpoint = work / "checkpoints" / name
-    if not (checkpoint / "config.json").is_file():
-        arch = load_architecture(shared / "models" / "configs" / "wav2vec2-base-960h.json")
-        save_random_checkpoint(arch, checkpoint)
-    config = ExportConfig(str(checkpoint), work / "models", precisions=("fp32", "int8"))
-    return run_export(config).folder
+    return export_random(shared, work, "wav2vec2-base-960h")
 
 
 @contextmanager
 def engine(
-    folder: Path, precision: str, threads: int = THREADS, split: bool = True, **scheduler: Any
+    folder: Path,
+    precision: str,
+    threads: int = THREADS,
+    split: bool = True,
+    device: Device = "cpu",
+    **scheduler: Any,
 ) -> Iterator[Engine]:
     runtime = RuntimeConfig(
-        device="cpu", precision=precision, intra_op_threads=threads, split_int8_batches=split
+        device=device, precision=precision, intra_op_threads=threads, split_int8_batches=split
     )
     config = EngineConfig(runtime, SchedulerConfig(**{"max_wait_ms": 0.0, **scheduler}))
     with Engine(folder, config) as e:
@@ -139,11 +193,19 @@ def plan_options(hop: float, left: float, lookahead: float, **kw: Any) -> Stream
 # --- fidelity ----------------------------------------------------------------------------------
 
 
-def fidelity(folder: Path, tts: list[Utterance], human: list[Utterance]) -> dict[str, Any]:
+def fidelity_figures(
+    folder: Path,
+    tts: list[Utterance],
+    human: list[Utterance],
+    precisions: Sequence[str] = ("fp32", "int8"),
+    device: Device = "cpu",
+) -> dict[str, Any]:
+    """Offline and streaming (defaults, 20 ms frames, gate on and off) WER/CER on ``tts`` and
+    streaming-vs-offline character agreement on ``human``, per precision."""
     figures: dict[str, Any] = {}
-    for precision in ("fp32", "int8"):
-        with engine(folder, precision) as e:
-            refs = [r for _, r in tts]
+    refs = [r for _, r in tts]
+    for precision in precisions:
+        with engine(folder, precision, device=device) as e:
             offline = [transcribe(e, s, RATE).text for s, _ in tts]
             gated = [stream_array(e, s, RATE, frame_sizes=[320]).text for s, _ in tts]
             ungated = [
@@ -167,20 +229,30 @@ def fidelity(folder: Path, tts: list[Utterance], human: list[Utterance]) -> dict
             "human_offline_wer": wer([r for _, r in human], h_off).rate,
             "human_stream_wer": wer([r for _, r in human], h_str).rate,
         }
-    print("\n### Fidelity (fixture model, default stream settings, 20 ms frames)\n")
-    print(
+    return figures
+
+
+def fidelity_table(figures: dict[str, Any]) -> str:
+    lines = [
         "| precision | tts WER offline | tts WER stream | bound 1.05x+0.3pt | stream, gate off "
-        "| tts CER offline | tts CER stream | human char agreement (all / worst / gate off) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        "| tts CER offline | tts CER stream | human char agreement (all / worst / gate off) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for precision, f in figures.items():
-        print(
+        lines.append(
             f"| {precision} | {f['tts_offline_wer']:.4f} | {f['tts_stream_wer']:.4f} "
             f"| {f['tts_bound']:.4f} | {f['tts_stream_wer_no_gate']:.4f} "
             f"| {f['tts_offline_cer']:.4f} | {f['tts_stream_cer']:.4f} "
             f"| {f['human_agreement']:.4f} / {f['human_agreement_min']:.4f} "
             f"/ {f['human_agreement_no_gate']:.4f} |"
         )
+    return "\n".join(lines)
+
+
+def fidelity(folder: Path, tts: list[Utterance], human: list[Utterance]) -> dict[str, Any]:
+    figures = fidelity_figures(folder, tts, human)
+    print("\n### Fidelity (fixture model, default stream settings, 20 ms frames)\n")
+    print(fidelity_table(figures))
     return figures
 
 
@@ -196,13 +268,14 @@ class GridPoint:
     cer: float
     word: dict[str, float]
     frame: dict[str, float]
+    partial: dict[str, float]
     input_ratio: float
     """Model input samples per audio sample (the compute multiplier of the geometry)."""
 
 
 def grid_point(e: Engine, tts: list[Utterance], hop: float, left: float, look: float) -> GridPoint:
     options = plan_options(hop, left, look, gate=None)
-    refs, hyps, words, frame_lat = [], [], [], []
+    refs, hyps, words, frame_lat, partial_lat = [], [], [], [], []
     model = audio = 0
     for samples, reference in tts:
         run = run_timed(e, samples, options)
@@ -210,6 +283,7 @@ def grid_point(e: Engine, tts: list[Utterance], hop: float, left: float, look: f
         hyps.append(run.text)
         words += word_latencies(run)
         frame_lat += frame_latencies(run, options, e.manifest.input.num_frames(samples.size))
+        partial_lat += partial_latencies(run)
         model += run.model_samples
         audio += samples.size
     return GridPoint(
@@ -220,16 +294,23 @@ def grid_point(e: Engine, tts: list[Utterance], hop: float, left: float, look: f
         cer(refs, hyps).rate,
         percentiles(words),
         percentiles(frame_lat),
+        percentiles(partial_lat),
         round(model / audio, 3),
     )
 
 
-def grid(folder: Path, tts: list[Utterance], mode: str) -> dict[str, Any]:
+def grid_points(mode: str) -> list[tuple[float, float, float]]:
+    """(hop, left, lookahead) points: the issue's 64-point grid and the candidates, or a few."""
     if mode == "quick":
-        points = list(QUICK_GRID)
-    else:
-        points = list(itertools.product(HOPS, LEFTS, LOOKAHEADS))
-        points += [p for p in CANDIDATES if p not in points]
+        return list(QUICK_GRID)
+    points = list(itertools.product(HOPS, LEFTS, LOOKAHEADS))
+    return points + [p for p in CANDIDATES if p not in points]
+
+
+def grid_figures(
+    folder: Path, tts: list[Utterance], points: Sequence[tuple[float, float, float]]
+) -> dict[str, Any]:
+    """WER and latencies of each geometry (fixture int8, gate off, single stream)."""
     with engine(folder, "int8") as e:
         offline = wer([r for _, r in tts], [transcribe(e, s, RATE).text for s, _ in tts]).rate
         results = []
@@ -237,18 +318,31 @@ def grid(folder: Path, tts: list[Utterance], mode: str) -> dict[str, Any]:
             started = time.perf_counter()
             results.append(grid_point(e, tts, hop, left, look))
             log.info("grid C=%s L=%s R=%s: %.1f s", hop, left, look, time.perf_counter() - started)
-    print(
-        f"\n### Latency / accuracy (fixture int8, tts set, gate off; offline WER {offline:.4f})\n"
-    )
-    print("| C s | L s | R s | WER | CER | word p50 | word p95 | frame p50 | frame p95 | input x |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for p in results:
-        print(
-            f"| {p.hop} | {p.left} | {p.lookahead} | {p.wer:.4f} | {p.cer:.4f} "
-            f"| {p.word['p50']:.3f} | {p.word['p95']:.3f} | {p.frame['p50']:.3f} "
-            f"| {p.frame['p95']:.3f} | {p.input_ratio:.2f} |"
-        )
     return {"offline_wer": offline, "points": [p.__dict__ for p in results]}
+
+
+def grid_table(figures: dict[str, Any]) -> str:
+    lines = [
+        "| C s | L s | R s | WER | CER | word p50 | word p95 | frame p50 | frame p95 | input x |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in figures["points"]:
+        lines.append(
+            f"| {p['hop']} | {p['left']} | {p['lookahead']} | {p['wer']:.4f} | {p['cer']:.4f} "
+            f"| {p['word']['p50']:.3f} | {p['word']['p95']:.3f} | {p['frame']['p50']:.3f} "
+            f"| {p['frame']['p95']:.3f} | {p['input_ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def grid(folder: Path, tts: list[Utterance], mode: str) -> dict[str, Any]:
+    figures = grid_figures(folder, tts, grid_points(mode))
+    print(
+        "\n### Latency / accuracy (fixture int8, tts set, gate off; "
+        f"offline WER {figures['offline_wer']:.4f})\n"
+    )
+    print(grid_table(figures))
+    return figures
 
 
 # --- gate --------------------------------------------------------------------------------------
@@ -398,10 +492,12 @@ LAYOUTS = {
 """``2x1`` is the engine's default on a 2-core CPU."""
 
 
-def raw_ceiling(folder: Path, window: int, hop_s: float, layout: Layout) -> dict[str, Any]:
+def raw_ceiling(
+    folder: Path, window: int, hop_s: float, layout: Layout, duration_s: float = 3.0
+) -> dict[str, Any]:
     """Real-time streams that onnxruntime alone sustains on steady windows: each of
     ``layout.workers`` threads calls the session back to back with batches of B windows (one
-    call per window when split), for 3 s; streams = windows per second x hop."""
+    call per window when split), for ``duration_s``; streams = windows per second x hop."""
     import threading
 
     import onnxruntime as ort
@@ -420,7 +516,7 @@ def raw_ceiling(folder: Path, window: int, hop_s: float, layout: Layout) -> dict
     for batch in (1,) if layout.split else (1, 2, 4, 8):
         session.run(None, {name: x[:batch]})
         done = [0] * layout.workers
-        stop_at = time.perf_counter() + 3.0
+        stop_at = time.perf_counter() + duration_s
 
         def work(
             i: int, batch: int = batch, stop_at: float = stop_at, done: list[int] = done
@@ -445,7 +541,7 @@ async def _simulate(
 ) -> list[Any]:
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
-    offsets = np.random.default_rng(len(pieces)).uniform(0, options.hop_s, size=len(pieces))
+    offsets = start_offsets(len(pieces), options.hop_s)
     runs = [
         play_real_time(e, p, options, start + float(o))
         for p, o in zip(pieces, offsets, strict=True)
@@ -453,27 +549,56 @@ async def _simulate(
     return list(await asyncio.gather(*runs))
 
 
+def client_pieces(audio: NDArray[np.float32], n: int, seconds: float) -> list[NDArray[np.float32]]:
+    """``n`` streams of ``seconds`` each, from spread-out offsets of ``audio`` (tiled when
+    shorter)."""
+    length = int(seconds * RATE)
+    if audio.size < length:
+        audio = np.resize(audio, length).astype(np.float32)
+    starts = np.linspace(0, audio.size - length, n).astype(int) if n > 1 else [0]
+    return [np.ascontiguousarray(audio[s : s + length]) for s in starts]
+
+
 def load_level(
     e: Engine, audio: NDArray[np.float32], n: int, seconds: float, options: StreamOptions
 ) -> dict[str, Any]:
-    """``n`` real-time streams of ``seconds`` each, from spread-out offsets of ``audio``."""
-    length = int(seconds * RATE)
-    starts = np.linspace(0, audio.size - length, n).astype(int) if n > 1 else [0]
-    pieces = [np.ascontiguousarray(audio[s : s + length]) for s in starts]
+    """``n`` real-time streams of ``seconds`` each, from spread-out offsets of ``audio``.
+
+    ``p50``/``p95``: frame latency; ``partial`` and ``final``: the partial and final latencies
+    of ``bench.stream_sim`` (the definitions ``bench.service_bench`` measures through the
+    server)."""
+    pieces = client_pieces(audio, n, seconds)
     busy_before, batches_before = e.scheduler.stats.busy_s, e.scheduler.stats.batches
     windows_before = e.scheduler.stats.windows
     started = time.perf_counter()
     runs = asyncio.run(_simulate(e, pieces, options))
     wall = time.perf_counter() - started
-    frames_total = e.manifest.input.num_frames(length)
+    frames_total = e.manifest.input.num_frames(pieces[0].size)
     latencies = [x for r in runs for x in frame_latencies(r, options, frames_total)]
     batches = e.scheduler.stats.batches - batches_before
     return {
         **percentiles(latencies),
+        "partial": percentiles([x for r in runs for x in partial_latencies(r)]),
+        "final": percentiles([x for r in runs for x in final_latencies(r)]),
         "busy": (e.scheduler.stats.busy_s - busy_before) / wall / e.scheduler.config.workers,
         "mean_batch": (e.scheduler.stats.windows - windows_before) / max(1, batches),
         "lagging": sum(r.lagging for r in runs),
     }
+
+
+@contextmanager
+def layout_engine(folder: Path, layout: Layout, precision: str = "int8") -> Iterator[Engine]:
+    """The engine as the capacity runs use it (the server's defaults for the ``2x1`` layout)."""
+    with engine(
+        folder,
+        precision,
+        layout.threads,
+        layout.split,
+        workers=layout.workers,
+        max_batch=8,
+        max_wait_ms=5.0,
+    ) as e:
+        yield e
 
 
 def sweep(
@@ -484,15 +609,7 @@ def sweep(
     options = StreamOptions()
     levels: dict[str, Any] = {}
     held = 0
-    with engine(
-        folder,
-        "int8",
-        layout.threads,
-        layout.split,
-        workers=layout.workers,
-        max_batch=8,
-        max_wait_ms=5.0,
-    ) as e:
+    with layout_engine(folder, layout) as e:
         n = start
         while 1 <= n <= 40:
             level = load_level(e, audio, n, seconds, options)

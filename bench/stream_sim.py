@@ -6,7 +6,7 @@ call that returned it completes; in the single-stream runs that time is computed
 of the frame plus the measured duration of its feed call (queueing, inference and decoding
 included), in the multi-stream runs it is read from the clock of a real-time simulation.
 
-Two latencies, in seconds:
+Latencies, in seconds:
 
 * **word latency** (``shown``): for every word of every final segment, from the end of the word's
   audio (``Word.end``) to the emission of the first partial of its segment whose hypothesis
@@ -17,6 +17,16 @@ Two latencies, in seconds:
   (kept or lookahead). It does not depend on what the model writes, so it also serves for
   random-weight models; a word whose spelling is stable has word latency = frame latency of its
   last frame.
+* **partial latency** (``partial``): for every partial, from the moment the last sample of the
+  audio its window needed (``Partial.audio_end``: hop + lookahead + the 80-sample overhang) was
+  due from the client to the partial's emission: queueing, inference and decoding, plus the wait
+  for whatever finishes the frame that carries that sample. The figure the capacity runs hold to
+  the budget, through the engine here and through the websocket server in
+  ``bench.service_bench`` (there: arrival of the ``partial`` message at the client).
+* **final latency** (``final``): for every final, from the moment the end of its segment's last
+  frame (``Segment.end``) was due to its emission; endpointed segments include the endpoint wait
+  (``endpoint_ms`` of non-speech and the window that sees it), segments closed at the end of the
+  stream the time from the last sample to the final.
 """
 
 from __future__ import annotations
@@ -157,6 +167,23 @@ def frame_latencies(run: TimedRun, options: StreamOptions, frames_total: int) ->
         i = bisect.bisect_left(delivered, window_end)
         latencies.append(run.feeds[i][1] - audio_end / RATE)
     return latencies
+
+
+def partial_latencies(run: TimedRun) -> list[float]:
+    """``partial`` latency of every partial: its emission minus the moment the last sample of
+    the audio its window needed (``Partial.audio_end``) was due from the client."""
+    return [t - e.audio_end for t, e in run.events if isinstance(e, Partial)]
+
+
+def final_latencies(run: TimedRun) -> list[float]:
+    """``final`` latency of every final: its emission minus the moment the end of the segment's
+    last frame (``Segment.end``) was due; endpointed segments include the endpoint wait."""
+    return [t - e.segment.end for t, e in run.events if isinstance(e, Final)]
+
+
+def start_offsets(n: int, hop_s: float) -> NDArray[np.float64]:
+    """Seeded start phases of ``n`` concurrent streams within one hop (capacity runs)."""
+    return np.random.default_rng(n).uniform(0, hop_s, size=n)
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:

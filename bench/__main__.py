@@ -1,0 +1,28 @@
+"""``python -m bench report ...``: the whole benchmark report (see ``bench.report``).
+
+The single benchmarks keep their own entry points: ``python -m bench.export_fixture``,
+``python -m bench.export_bench``, ``python -m bench.stream_bench`` and
+``python -m bench.service_bench``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+COMMANDS = ("report",)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print(f"usage: python -m bench {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        print(__doc__, file=sys.stderr)
+        return 2
+    from . import report
+
+    return report.main(args[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

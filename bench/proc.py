@@ -1,0 +1,78 @@
+"""CPU time and memory of a running process, read from ``/proc/<pid>`` (Linux)."""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One reading of a process."""
+
+    cpu_s: float
+    """User + system CPU seconds of all its threads so far."""
+    rss_mib: float
+    """Resident memory now (VmRSS)."""
+    peak_rss_mib: float
+    """Peak resident memory since it started (VmHWM)."""
+
+
+def read_usage(pid: int) -> Usage | None:
+    """The process's CPU seconds and memory; None when it is gone or /proc is absent."""
+    root = Path("/proc") / str(pid)
+    try:
+        stat = (root / "stat").read_text(encoding="ascii")
+        status = (root / "status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # Fields after the parenthesised command name (which may hold spaces): state is field 3,
+    # utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = int(fields[11]) + int(fields[12])
+    memory = {
+        key: int(rest.split()[0]) / 1024
+        for key, _, rest in (line.partition(":") for line in status.splitlines())
+        if key in ("VmRSS", "VmHWM")
+    }
+    return Usage(
+        ticks / os.sysconf("SC_CLK_TCK"), memory.get("VmRSS", 0.0), memory.get("VmHWM", 0.0)
+    )
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process by thread id (empty when it is gone); the
+    thread whose id is ``pid`` is the main thread (the server's event loop)."""
+    threads: dict[int, float] = {}
+    try:
+        tasks = list((Path("/proc") / str(pid) / "task").iterdir())
+    except OSError:
+        return threads
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        threads[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return threads
+
+
+def cpu_share(before: Usage, after: Usage, wall_s: float, cores: int) -> float:
+    """Share of ``cores`` CPUs the process used between two readings ``wall_s`` apart."""
+    return (after.cpu_s - before.cpu_s) / max(wall_s, 1e-9) / max(cores, 1)
+
+
+def own_cpu_s() -> float:
+    """User + system CPU seconds this process (all its threads) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,0 +1,128 @@
+"""The benchmark report end to end in its smoke mode, and the service benchmark's bookkeeping."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import service_bench
+from bench.proc import read_usage
+from bench.service_bench import ClientRun, WindowGeometry, held, level_sequence
+from streamasr.server.manifest import read_manifest
+from streamasr.server.stream import StreamOptions
+from streamasr.server.windows import SlidingWindower
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("## Machine", "## Fidelity", "## Latency / accuracy", "## Offline speed", "## Capacity")
+PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png")
+
+
+def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "bench", "report", "--smoke", "--out", str(out)]
+    command += ["--shared", str(shared_dir), "--work", str(tmp_path / "work")]
+    done = subprocess.run(
+        command, check=False, cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    report = (out / "report.md").read_text(encoding="utf-8")
+    for title in SECTIONS:
+        assert title in report
+    assert "Section failed" not in report
+    assert "SMOKE TEST" in report
+    for name in PLOTS:
+        data = (out / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+        assert f"]({name})" in report
+
+    figures = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert figures["machine"]["cores"] >= 1
+    assert figures["machine"]["packages"]["onnxruntime"]
+    sections = figures["sections"]
+    assert set(sections["fidelity"]["offline"]) == {"torch", "fp32", "fp16", "int8"}
+    assert {"fp32", "int8"} <= set(sections["fidelity"]["streaming"])
+    assert len(sections["grid"]["points"]) == 2
+    speeds = sections["speed"]["results"][0]["speeds"]
+    assert {"torch", "pipeline", "optimum", "fp32", "int8"} <= set(speeds)
+    capacity = sections["capacity"]
+    assert list(capacity["levels"]["engine"]) == ["1", "2"]
+    if importlib.util.find_spec("streamasr.server.cli") is None:
+        assert "Server not available" in report
+        return
+    server = capacity["levels"]["server"]
+    assert list(server) == ["1", "2"]
+    for level in server.values():
+        assert level["failed_streams"] == 0, level["errors"]
+        assert level["partial"]["n"] > 0 and level["final"]["n"] > 0
+        assert 0 < level["partial"]["p95"] < 1.5
+        assert level["cpu"] > 0 and level["peak_rss_mib"] > 10
+    assert "| server | 2 |" in report
+
+
+def drive(sequence: service_bench.Levels, limit: int) -> list[int]:
+    """Run a level sequence against a system that holds up to ``limit`` streams."""
+    tried = [next(sequence)]
+    try:
+        while True:
+            tried.append(sequence.send(tried[-1] <= limit))
+    except StopIteration:
+        return tried
+
+
+def test_level_sequence_climbs_then_bisects() -> None:
+    tried = drive(level_sequence([1, 5, 8], step=3, most=60), limit=12)
+    assert tried == [1, 5, 8, 11, 14, 12, 13]
+    assert drive(level_sequence([1, 5], step=3, most=60), limit=2) == [1, 5, 3, 2]
+    assert drive(level_sequence([1, 2], step=1, most=0, refine=0), limit=0) == [1]
+    assert drive(level_sequence([1, 4], step=4, most=10), limit=100) == [1, 4, 8]
+
+
+def test_held_is_the_top_of_the_unbroken_run() -> None:
+    def level(p95: float, failed: int = 0) -> dict[str, object]:
+        return {"partial": {"p50": p95 / 2, "p95": p95, "n": 10}, "failed_streams": failed}
+
+    levels = {"1": level(0.1), "8": level(0.4), "10": level(2.0), "9": level(1.2)}
+    assert held(levels) == 9
+    assert held({"1": level(0.1), "2": level(0.1, failed=1)}) == 1
+    assert held({"1": level(float("nan"))}) == 0
+
+
+def test_window_counting_matches_the_server_windows(fixture_export: Path) -> None:
+    manifest = read_manifest(fixture_export)
+    options = StreamOptions()
+    geometry = WindowGeometry.of(fixture_export, options)
+    for samples in (0, 5_199, 5_200, 21_200, 21_199, 160_000, 320_123):
+        windower = SlidingWindower(options.plan(manifest), manifest.input)
+        windows = windower.push(np.zeros(samples, dtype=np.float32))
+        assert len(windows) == geometry.sliding_windows(samples), samples
+        ends = [w.start + w.samples.shape[0] for w in windows]
+        assert ends == [geometry.extent(k) for k in range(len(windows))]
+
+
+def test_partial_latency_by_window_count_or_extent() -> None:
+    geometry = WindowGeometry(hop=16_000, lookahead=5_120, overhang=80)
+    run = ClientRun(samples=3 * 16_000)  # windows end at 1.325 s and 2.325 s
+    run.partials = [(1.4, None), (2.5, None)]
+    assert run.partial_latencies(geometry) == pytest.approx([0.075, 0.175])
+    run.partials = [(2.5, None)]  # one window gave no partial: no way to match them
+    assert run.partial_latencies(geometry) is None
+    run.partials = [(2.5, 2.325)]
+    assert run.partial_latencies(geometry) == pytest.approx([0.175])
+
+
+def test_process_usage_reads_proc() -> None:
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("no /proc on this system")
+    sum(i * i for i in range(200_000))
+    usage = read_usage(os.getpid())
+    assert usage is not None
+    assert usage.cpu_s > 0 and usage.peak_rss_mib >= usage.rss_mib > 1
+    assert read_usage(2**22 + 12345) is None

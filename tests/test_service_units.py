@@ -112,13 +112,14 @@ def _segment(index: int, text: str, start: float, end: float) -> Segment:
 
 
 def test_server_messages() -> None:
-    partial = Partial(2, Hypothesis("HEL", "LO"), 3.0)
+    partial = Partial(2, Hypothesis("HEL", "LO"), 3.04321)
     assert protocol.partial_message(partial, 1.23456) == {
         "type": "partial",
         "segment": 2,
         "committed": "HEL",
         "text": "HELLO",
         "start": 1.235,
+        "audio_end": 3.043,
     }
     final = protocol.final_message(_segment(0, "A B", 0.0, 1.0), words=True)
     assert final["words"][1] == {"word": "B", "start": 0.1, "end": 0.15, "confidence": 0.9}

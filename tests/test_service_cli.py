@@ -1,4 +1,4 @@
-"""``asr-server`` as a process (graceful shutdown on SIGTERM), its settings, and ``--model``
+"""``asr-server`` as a process (graceful shutdown on SIGTERM and SIGINT), its settings, and ``--model``
 resolution with the export run in a subprocess on first start."""
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def server_process(fixture_export: Path) -> Iterator[ServerProcess]:
             process.process.wait(30)
 
 
-def test_sigterm_flushes_finals_and_exits_0(
-    server_process: ServerProcess, fixture_export: Path, shared_dir: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_flushes_finals_and_exits_0(
+    server_process: ServerProcess, fixture_export: Path, shared_dir: Path, signum: signal.Signals
 ) -> None:
     samples, rate = read_mono(shared_dir / "speech" / "dev" / "tts" / "tts-001.flac")
     pcm = encode(samples, "s16le")
@@ -124,7 +125,7 @@ def test_sigterm_flushes_finals_and_exits_0(
                 async for message in ws:
                     outcome.messages.append(json.loads(message))
                     if message_type(outcome) == "partial" and len(outcome.of("partial")) == 1:
-                        server_process.process.send_signal(signal.SIGTERM)
+                        server_process.process.send_signal(signum)
             except ConnectionClosed:
                 pass
             outcome.code, outcome.reason = ws.close_code, ws.close_reason or ""
@@ -139,7 +140,7 @@ def test_sigterm_flushes_finals_and_exits_0(
     assert outcome.error is not None and outcome.error["code"] == "shutting_down"
     with Engine(fixture_export, EngineConfig(RuntimeConfig(device="cpu"))) as engine:
         expected = stream_array(engine, as_received(samples, "s16le"), rate).text
-    assert outcome.text == expected, "the finals cover all the audio sent before SIGTERM"
+    assert outcome.text == expected, "the finals cover all the audio sent before the signal"
     assert "server stopped" in log
 
 

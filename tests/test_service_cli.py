@@ -1,5 +1,5 @@
-"""``asr-server`` as a process (graceful shutdown on SIGTERM and SIGINT), its settings, and ``--model``
-resolution with the export run in a subprocess on first start."""
+"""``asr-server`` as a process (graceful shutdown on SIGTERM and SIGINT), its settings, and
+``--model`` resolution with the export run in a subprocess on first start."""
 
 from __future__ import annotations
 

@@ -58,3 +58,15 @@ def tts_set(shared_dir: Path) -> list[tuple[Path, str]]:
 def human_set(shared_dir: Path) -> list[tuple[Path, str]]:
     """The 10 real human utterances, with references."""
     return read_dev_set(shared_dir / "speech" / "dev" / "human")
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1/localhost (made with ``openssl``)."""
+    from .client_support import self_signed_certificate
+    from .tools import missing
+
+    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        missing("the openssl command is not installed (needed to make a test certificate)")
+    return made

@@ -12,7 +12,7 @@ logits, not labels; endpointing reads the greedy labels itself (:mod:`.endpoint`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -84,11 +84,6 @@ class _Token:
     frames: int
 
 
-@dataclass
-class _Segment:
-    tokens: list[_Token] = field(default_factory=list)
-
-
 def letter_ids(vocab: Vocabulary) -> frozenset[int]:
     """Symbols that write letters: not the blank, the word delimiter or a special symbol."""
     return frozenset(
@@ -120,31 +115,26 @@ class GreedyCtcDecoder:
         """Global index of the next frame to commit."""
         self._previous = vocab.blank_id
         """Best symbol of the last committed frame (repeats merge across blocks)."""
-        self._segment = _Segment()
+        self._tokens: list[_Token] = []
+        """The current segment's symbols."""
         self._committed_text = ""
-
-    @property
-    def frame(self) -> int:
-        """Frames committed so far in the stream."""
-        return self._frame
+        """``ids_to_text`` of ``_tokens``, kept up to date by :meth:`advance`."""
 
     def advance(self, kept: Logits, lookahead: Logits) -> Hypothesis:
         labels, probs = best_path(kept)
         self._commit(labels, probs)
-        self._committed_text = ids_to_text([t.id for t in self._segment.tokens], self.vocab)
+        self._committed_text = ids_to_text([t.id for t in self._tokens], self.vocab)
         return self._hypothesis(lookahead)
 
     def end_segment(self) -> DecodedSegment:
-        tokens = self._segment.tokens
-        text = ids_to_text([t.id for t in tokens], self.vocab)
-        words = tuple(self._words(tokens))
-        self._segment = _Segment()
+        segment = DecodedSegment(self._committed_text, tuple(self._words(self._tokens)))
+        self._tokens = []
         self._committed_text = ""
-        return DecodedSegment(text, words)
+        return segment
 
     def _commit(self, labels: Labels, probs: NDArray[np.float32]) -> None:
         blank = self.vocab.blank_id
-        tokens = self._segment.tokens
+        tokens = self._tokens
         previous = self._previous
         frame = self._frame
         for label, prob in zip(labels.tolist(), probs.tolist(), strict=True):
@@ -173,7 +163,7 @@ class GreedyCtcDecoder:
             previous = label
         if not tail:
             return Hypothesis(self._committed_text, "")
-        full = ids_to_text([t.id for t in self._segment.tokens] + tail, self.vocab)
+        full = ids_to_text([t.id for t in self._tokens] + tail, self.vocab)
         return Hypothesis(self._committed_text, full[len(self._committed_text) :])
 
     def _words(self, tokens: list[_Token]) -> list[Word]:

@@ -24,10 +24,11 @@ def model_input(samples: Samples, spec: InputSpec) -> NDArray[np.float32]:
             stack_stride=spec.stack_stride,
             normalize=spec.normalize,
         )
-    x = np.asarray(samples, dtype=np.float32)
+    x = np.ascontiguousarray(samples, dtype=np.float32)
     if not spec.normalize:
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return x
     mean = float(x.mean(dtype=np.float64))
     scale = 1.0 / float(np.sqrt(float(x.var(dtype=np.float64)) + NORM_EPS))
-    out: NDArray[np.float32] = ((x - np.float32(mean)) * np.float32(scale)).astype(np.float32)
+    out = x - np.float32(mean)  # a new float32 array: the window's samples stay as they are
+    out *= np.float32(scale)
     return out

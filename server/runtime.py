@@ -22,7 +22,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from .errors import InferenceError, ProviderError, StreamConfigError
-from .manifest import FBANK_HOP, FBANK_WINDOW, InputSpec, Manifest, model_path
+from .manifest import FBANK_HOP, FBANK_WINDOW, PRECISIONS, InputSpec, Manifest, model_path
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise StreamConfigError("device", self.device, "auto, cpu or cuda")
-        if self.precision not in (None, "fp32", "fp16", "int8"):
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise StreamConfigError("precision", self.precision, "fp32, fp16 or int8")
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
             raise StreamConfigError(
@@ -144,7 +144,8 @@ class CpuRunner:
 
     def _run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         try:
-            (logits,) = self.session.run([self._output], {self._input: batch.astype(self._dtype)})
+            feed = {self._input: batch.astype(self._dtype, copy=False)}
+            (logits,) = self.session.run([self._output], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InferenceError(f"batch {batch.shape}: {exc}") from exc
         return np.asarray(logits, dtype=np.float32)

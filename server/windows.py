@@ -1,10 +1,11 @@
 """Cut a stream into model windows: left context + hop + lookahead, aligned on output frames.
 
 Frame geometry: the model's output frame ``i`` (global, counted from the stream's first sample)
-sees samples ``[stride * i, stride * i + receptive_field)``; ``stride`` is 320 samples (20 ms at
-16 kHz) for every supported family. A window that starts at sample ``s`` (a multiple of the
-stride) and holds ``k * stride + overhang`` samples, where ``overhang = receptive_field -
-stride``, yields exactly ``k`` frames, global frames ``s / stride`` to ``s / stride + k - 1``.
+sees samples ``[stride * i, stride * i + receptive_field)``; ``stride`` is the manifest's
+``frame_stride`` (320 samples, 20 ms at 16 kHz, unless an adapter downsamples further). A window
+that starts at sample ``s`` (a multiple of the stride) and holds ``k * stride + overhang``
+samples, where ``overhang = receptive_field - stride``, yields exactly ``k`` frames, global frames
+``s / stride`` to ``s / stride + k - 1``.
 
 A steady window keeps the ``hop`` frames after its left context and shows the ``lookahead``
 frames after them as provisional. The first windows have less (or no) left context, because
@@ -197,15 +198,6 @@ class SlidingWindower:
         self._count = 0
         self._finished = False
 
-    @property
-    def next_frame(self) -> int:
-        return self._next_frame
-
-    @property
-    def received(self) -> int:
-        """Samples pushed so far."""
-        return self._buffer.end
-
     def push(self, samples: Samples) -> list[Window]:
         self._buffer.append(samples)
         windows: list[Window] = []
@@ -255,10 +247,6 @@ class WholeWindower:
         self.spec = spec
         self._buffer = SampleBuffer()
         self._finished = False
-
-    @property
-    def received(self) -> int:
-        return self._buffer.end
 
     def push(self, samples: Samples) -> list[Window]:
         self._buffer.append(samples)

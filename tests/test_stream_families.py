@@ -24,7 +24,6 @@ LAYOUTS = ("wav2vec2-group", "wav2vec2-bert", "wav2vec2-bert-adapter")
 
 @pytest.fixture(scope="module", params=LAYOUTS)
 def tiny_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    pytest.importorskip("torch")
     from streamasr.export.pipeline import ExportConfig, run_export
     from streamasr.export.random_checkpoint import save_random_checkpoint
 

@@ -79,9 +79,6 @@ class Counter(Metric):
         key = self._key(labels)
         self._values[key] = self._values.get(key, 0.0) + amount
 
-    def value(self, **labels: str) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
     def lines(self) -> Iterable[str]:
         for key, value in sorted(self._values.items()):
             yield f"{self.name}{_labels(self.label_names, key)} {format_value(value)}"
@@ -136,9 +133,6 @@ class Histogram(Metric):
                 counts[i] += count
                 break
         self._sums[key] = self._sums.get(key, 0.0) + value * count
-
-    def count(self, **labels: str) -> int:
-        return sum(self._counts.get(self._key(labels), []))
 
     def lines(self) -> Iterable[str]:
         for key, counts in sorted(self._counts.items()):

@@ -46,8 +46,7 @@ RETRY_FULL_S = 1
 
 def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
     """Resolve (and maybe export) the model, then load it (blocking)."""
-    precision = None if config.precision == "auto" else config.precision
-    folder = store.prepare(precision, resolve_device(config.device))
+    folder = store.prepare(config.runtime_config().precision, resolve_device(config.device))
     return Engine(folder, config.engine_config())
 
 

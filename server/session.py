@@ -98,7 +98,6 @@ class AudioBudget:
 
     def __init__(self, fmt: AudioFormat, max_seconds: float) -> None:
         self.format = fmt
-        self.max_seconds = max_seconds
         self.max_frames = int(max_seconds * fmt.sample_rate)
         self.frames = 0
 

@@ -182,8 +182,6 @@ async def converse(
     pace_s: float = 0.0,
     headers: dict[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    linger: bool = True,
-    max_size: int | None = 2**24,
     connected: asyncio.Event | None = None,
 ) -> Outcome:
     """Send ``messages`` while reading every reply, then wait for the server to close.
@@ -196,7 +194,7 @@ async def converse(
         url,
         additional_headers=headers,
         **tls,
-        max_size=max_size,
+        max_size=2**24,
         compression=None,
         open_timeout=30,
     ) as ws:
@@ -211,11 +209,7 @@ async def converse(
                 await ws.send(message)
                 if pace_s:
                     await asyncio.sleep(pace_s)
-        if linger:
-            await asyncio.wait_for(reader, 60)
-        else:
-            await ws.close()
-            await reader
+        await asyncio.wait_for(reader, 60)
         outcome.code = ws.close_code
         outcome.reason = ws.close_reason or ""
     return outcome
@@ -255,6 +249,22 @@ async def stream_v1(
         ssl_context=ssl_context,
         connected=connected,
     )
+
+
+HEALTHY_FILE = "tts-022.flac"
+"""1.75 s of speech: the healthy session that runs beside the cases under test."""
+HEALTHY_RATE = 48000
+
+
+def healthy_speech(shared_dir: Path) -> Audio:
+    """The healthy session's audio, at HEALTHY_RATE."""
+    samples, rate = read_mono(shared_dir / "speech" / "dev" / "tts" / HEALTHY_FILE)
+    return resample(samples, rate, HEALTHY_RATE)
+
+
+async def stream_healthy(url: str, speech: Audio, **kwargs: Any) -> Outcome:
+    """The healthy session: ``speech`` in 100 ms frames, 10 ms apart."""
+    return await stream_v1(url, speech, HEALTHY_RATE, chunk_s=0.1, pace_s=0.01, **kwargs)
 
 
 async def vosk_lockstep(
@@ -371,7 +381,3 @@ def finals_preceded_by_partials(messages: Sequence[dict[str, Any]]) -> bool:
         elif message.get("type") == "final" and int(message["segment"]) not in seen:
             return False
     return True
-
-
-def segments_of(outcome: Outcome) -> list[tuple[int, str, float, float]]:
-    return [(m["segment"], m["text"], m["start"], m["end"]) for m in outcome.of("final")]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +16,26 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from streamasr.server.engine import Engine
+from streamasr.server.errors import ModelStoreError
 
 from .service_util import (
+    HEALTHY_RATE,
     Audio,
     Outcome,
     ServerThread,
     converse,
     encode,
+    healthy_speech,
     http_get,
     read_mono,
-    resample,
     server_config,
     start_text,
+    stream_healthy,
     stream_v1,
 )
 
 TOKEN = "s3cret-token"
 GOOD_ORIGIN = "http://good.example"
-RATE = 48000
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,7 @@ def server(fixture_export: Path) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def speech(shared_dir: Path) -> Audio:
-    samples, rate = read_mono(shared_dir / "speech" / "dev" / "tts" / "tts-022.flac")
-    return resample(samples, rate, RATE)
+    return healthy_speech(shared_dir)
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -60,7 +59,7 @@ async def healthy(
     url: str, speech: Audio, connected: asyncio.Event | None = None, **kwargs: Any
 ) -> Outcome:
     kwargs.setdefault("headers", AUTH)
-    return await stream_v1(url, speech, RATE, pace_s=0.01, connected=connected, **kwargs)
+    return await stream_healthy(url, speech, connected=connected, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +140,7 @@ def test_capacity(server: ServerThread, speech: Audio, reference: list[Any]) -> 
 
         async def hold() -> Outcome:
             async with connect(server.ws_url(), additional_headers=AUTH) as ws:
-                await ws.send(start_text(RATE))
+                await ws.send(start_text(HEALTHY_RATE))
                 ready = json.loads(await ws.recv())
                 held_open.set()
                 await release.wait()
@@ -202,7 +201,7 @@ def test_failed_load_is_reported(tmp_path: Path) -> None:
     server = ServerThread(config).start(wait_loaded=False)
     try:
         assert server.service is not None
-        with pytest.raises(Exception, match="no-such-model"):
+        with pytest.raises(ModelStoreError, match="no-such-model"):
             server.call(server.service.wait_loaded())
         health = http_get(server.port, "/healthz")
         assert health.status == 503 and health.json()["status"] == "error"
@@ -225,38 +224,6 @@ def test_overloaded_inference_queue_closes_1013(fixture_export: Path, shared_dir
     assert health.status == 200, "the server itself is fine"
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def test_tls(fixture_export: Path, certificate: tuple[Path, Path], speech: Audio) -> None:
     cert, key = certificate
     config = server_config(fixture_export, tls_cert=cert, tls_key=key)
@@ -264,10 +231,10 @@ def test_tls(fixture_export: Path, certificate: tuple[Path, Path], speech: Audio
     with ServerThread(config) as server:
         assert server.service is not None and server.service.url.startswith("wss://")
         secure = asyncio.run(
-            stream_v1(server.ws_url(), speech, RATE, ssl_context=trusted, headers=None)
+            stream_v1(server.ws_url(), speech, HEALTHY_RATE, ssl_context=trusted, headers=None)
         )
         health = http_get(server.port, "/healthz", ssl_context=trusted)
         with pytest.raises(ssl.SSLError):
-            asyncio.run(stream_v1(server.ws_url(), speech, RATE))  # default trust store
+            asyncio.run(stream_v1(server.ws_url(), speech, HEALTHY_RATE))  # default trust store
     assert secure.code == 1000 and secure.of("final")
     assert health.status == 200

@@ -4,7 +4,6 @@ session running at the same time on the same server gets exactly its reference t
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import struct
 from collections.abc import Iterator
@@ -15,20 +14,21 @@ import numpy as np
 import pytest
 
 from .service_util import (
+    HEALTHY_RATE,
     STOP,
     Audio,
     Outcome,
     ServerThread,
     converse,
     encode,
+    healthy_speech,
     http_get,
     metric,
     parse_exposition,
-    read_mono,
     resample,
     server_config,
     start_text,
-    stream_v1,
+    stream_healthy,
 )
 
 IDLE_S = 1.0
@@ -37,9 +37,6 @@ MAX_MESSAGE = 64 * 1024
 BATCH_WAIT_MS = 50.0
 """A window waits this long for batch mates: the flush after ``stop`` then takes at least that
 long, so a frame the client sends right after ``stop`` reliably arrives before ``end``."""
-HEALTHY_RATE = 48000
-HEALTHY_FILE = "tts-022.flac"
-"""1.75 s: the healthy session streams it in 100 ms frames, 10 ms apart."""
 
 
 @pytest.fixture(scope="module")
@@ -57,26 +54,22 @@ def server(fixture_export: Path) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def speech(shared_dir: Path) -> Audio:
-    samples, rate = read_mono(shared_dir / "speech" / "dev" / "tts" / HEALTHY_FILE)
-    return resample(samples, rate, HEALTHY_RATE)
-
-
-async def healthy(server: ServerThread, speech: Audio) -> Outcome:
-    return await stream_v1(server.ws_url(), speech, HEALTHY_RATE, chunk_s=0.1, pace_s=0.01)
+    return healthy_speech(shared_dir)
 
 
 @pytest.fixture(scope="module")
 def reference(server: ServerThread, speech: Audio) -> list[dict[str, Any]]:
     """The healthy session's finals when it runs alone."""
-    outcome = asyncio.run(healthy(server, speech))
+    outcome = asyncio.run(stream_healthy(server.ws_url(), speech))
     assert outcome.code == 1000 and outcome.of("final")
     return outcome.of("final")
 
 
 async def beside_healthy(server: ServerThread, speech: Audio, bad: Any) -> tuple[Outcome, Outcome]:
-    """Run the ``bad`` coroutine while a healthy session streams (started first)."""
-    good = asyncio.create_task(healthy(server, speech))
-    await asyncio.sleep(0.05)
+    """Run the ``bad`` coroutine while a healthy session streams (connected first)."""
+    connected = asyncio.Event()
+    good = asyncio.create_task(stream_healthy(server.ws_url(), speech, connected=connected))
+    await connected.wait()
     outcome: Outcome = await bad
     return outcome, await good
 
@@ -258,4 +251,4 @@ def test_error_message_is_json_text(server: ServerThread) -> None:
     assert outcome.binary == 0
     error = outcome.error
     assert error is not None and set(error) == {"type", "code", "message"}
-    json.dumps(error)
+    assert (error["code"], outcome.code) == ("invalid_json", 1007)

@@ -43,9 +43,9 @@ ENCODINGS = ("s16le", "f32le")
 FILES_PER_COMBO = 8
 CHUNK_S = 0.1
 WER_MARGIN = 0.01
+"""One point of WER above the engine's offline run of the same audio."""
 STALL = Pause(2.3)
 """Longer than the 2 s behind real time at which a stream reports that it lags."""
-"""One point of WER above the engine's offline run of the same audio."""
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,10 @@ def test_end_reports_audio_seconds_and_words(server: ServerThread, tts_set: DevS
     ready = outcome.of("ready")[0]
     assert ready["protocol"] == 1 and ready["model"] == server.engine.manifest.name
     assert ready["precision"] == server.engine.runner.precision
+    assert outcome.of("final"), outcome.messages
     for final in outcome.of("final"):
         words = final["words"]
+        assert words, final
         assert " ".join(w["word"] for w in words) == final["text"]
         assert all(0.0 <= w["confidence"] <= 1.0 and w["start"] < w["end"] for w in words)
         assert final["start"] <= words[0]["start"] and words[-1]["end"] <= final["end"]

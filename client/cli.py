@@ -135,6 +135,7 @@ async def _run_files(args: argparse.Namespace) -> int:
     speed = 1.0 if args.realtime else args.speed
     options = FileOptions(speed=speed, encoding=args.encoding, endpoint_ms=args.endpoint_ms)
     folder = _output_folder(args.files, fmt, args.out)
+    connect = connect_options(args)
     with contextlib.ExitStack() as stack:
         single: TextIO | None = None
         if folder is None:
@@ -144,7 +145,7 @@ async def _run_files(args: argparse.Namespace) -> int:
                 else sys.stdout
             )
         for path in args.files:
-            transcript = await stream_file(path, connect_options(args), options)
+            transcript = await stream_file(path, connect, options)
             text = render(fmt, transcript.finals, str(path), transcript.audio_seconds)
             if folder is not None:
                 target = folder / (path.stem + _SUFFIX[fmt])

@@ -26,10 +26,6 @@ class LiveView:
         self._partial_shown = False
         self.finals: list[FinalResult] = []
 
-    @property
-    def last_final(self) -> FinalResult | None:
-        return self.finals[-1] if self.finals else None
-
     def on_result(self, result: Result) -> None:
         """Draw one partial or final."""
         if isinstance(result, PartialResult):

@@ -63,11 +63,6 @@ class StartSettings:
         if self.channels not in (1, 2):
             raise ValueError(f"channels must be 1 or 2, got {self.channels}")
 
-    @property
-    def bytes_per_frame(self) -> int:
-        """Bytes of one sample of every channel."""
-        return (2 if self.encoding == "s16le" else 4) * self.channels
-
 
 def start_message(settings: StartSettings) -> str:
     """The ``start`` text message for ``settings`` (unset optional fields left out)."""

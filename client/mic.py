@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 from numpy.typing import NDArray
 
 from .console import LiveView
@@ -138,7 +137,7 @@ class FrameQueue:
         """Blocks the device itself flagged (input overflow: the callback ran late)."""
 
     def callback(self, indata: NDArray[Any], frames: int, time: Any, status: Any) -> None:
-        data = np.ascontiguousarray(indata).tobytes()
+        data = indata.tobytes()  # a C-order copy: PortAudio reuses its buffer
         with contextlib.suppress(RuntimeError):  # the loop closed under a late callback
             self._loop.call_soon_threadsafe(self._put, data, bool(status))
 

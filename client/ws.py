@@ -17,6 +17,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -56,6 +57,14 @@ class ConnectionLostError(ClientError):
         super().__init__(f"connection closed before the end of the stream (code {code} {reason})")
         self.code = code
         self.reason = reason
+
+    @classmethod
+    def of(cls, closed: ConnectionClosed) -> ConnectionLostError:
+        """The error for a websocket that closed with the server's close frame ``closed.rcvd``."""
+        frame = closed.rcvd
+        if frame is None:
+            return cls(None, "")
+        return cls(frame.code, frame.reason)
 
 
 @dataclass(frozen=True)
@@ -117,9 +126,7 @@ class Session:
             try:
                 frame = await self._connection.recv()
             except ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else None
-                reason = exc.rcvd.reason if exc.rcvd is not None else ""
-                raise ConnectionLostError(code, reason) from exc
+                raise ConnectionLostError.of(exc) from exc
             message = parse_message(frame)
             if isinstance(message, Ready):
                 raise ProtocolError("second ready message")
@@ -175,26 +182,17 @@ async def open_session(options: ConnectOptions, settings: StartSettings) -> Asyn
     """Connect, send ``start`` and wait for ``ready``; the connection closes on exit."""
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
     context = options.ssl_context()
-    opening = (
-        connect(
-            options.url,
-            additional_headers=headers,
-            open_timeout=options.open_timeout,
-            close_timeout=options.close_timeout,
-            compression=None,
-        )
-        if context is None  # websockets' defaults: plain ws, or wss with verification
-        else connect(
-            options.url,
-            additional_headers=headers,
-            open_timeout=options.open_timeout,
-            close_timeout=options.close_timeout,
-            compression=None,
-            ssl=context,
-        )
-    )
+    # No ``ssl`` argument keeps websockets' defaults: plain ws, or wss with verification.
+    tls: dict[str, Any] = {} if context is None else {"ssl": context}
     try:
-        connection = await opening
+        connection = await connect(
+            options.url,
+            additional_headers=headers,
+            open_timeout=options.open_timeout,
+            close_timeout=options.close_timeout,
+            compression=None,
+            **tls,
+        )
     except InvalidStatus as exc:
         status = exc.response.status_code
         body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
@@ -220,9 +218,7 @@ async def _first_message(connection: ClientConnection) -> Ready:
     try:
         frame = await connection.recv()
     except ConnectionClosed as exc:
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        reason = exc.rcvd.reason if exc.rcvd is not None else ""
-        raise ConnectionLostError(code, reason) from exc
+        raise ConnectionLostError.of(exc) from exc
     message = parse_message(frame)
     if not isinstance(message, Ready):
         raise ProtocolError(f"expected ready, got {type(message).__name__}")

@@ -1,108 +1,21 @@
-"""Client test helpers: the real server as a subprocess, strict SRT/WebVTT parsers, audio."""
+"""Client test helpers: a test certificate, strict SRT/WebVTT parsers, padded recordings.
+
+The server the client tests talk to is :class:`.service_util.ServerThread`."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
-from numpy.typing import NDArray
 
-# -- the server -------------------------------------------------------------------------------
+from .service_util import read_mono, resample
 
-_LISTENING = re.compile(r"listening on (wss?://\S+)")
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """A running ``asr-server``: its base URL (``ws[s]://HOST:PORT``) and its log lines so far."""
-
-    base: str
-    log: list[str]
-
-    @property
-    def stream_url(self) -> str:
-        return self.base + "/v1/stream"
-
-    @property
-    def http_base(self) -> str:
-        return "http" + self.base.removeprefix("ws")
-
-
-@contextlib.contextmanager
-def run_server(
-    model: Path, extra: Sequence[str] = (), startup_s: float = 60.0
-) -> Iterator[LiveServer]:
-    """``python -m streamasr.server.cli --model MODEL --port 0 ...`` until the block ends."""
-    command = [
-        sys.executable,
-        "-m",
-        "streamasr.server.cli",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        *extra,
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    found: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        """Keep the log; hand over the URL once the model is ready (connections wait for it)."""
-        assert process.stdout is not None
-        base = None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            match = _LISTENING.search(line)
-            if match:
-                base = match.group(1)
-            elif base is not None and "model ready" in line:
-                found.put(base)
-        found.put(None)
-
-    reader = threading.Thread(target=pump, name="asr-server-log", daemon=True)
-    reader.start()
-    try:
-        try:
-            base = found.get(timeout=startup_s)
-        except queue.Empty:
-            base = None
-        if base is None:
-            raise RuntimeError("asr-server did not start:\n" + "\n".join(lines[-30:]))
-        base = base.rstrip("/").replace("0.0.0.0", "127.0.0.1")
-        base = base.removesuffix("/v1/stream")
-        yield LiveServer(base, lines)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        reader.join(timeout=5)
+# -- TLS --------------------------------------------------------------------------------------
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path] | None:
@@ -202,23 +115,15 @@ def parse_vtt(text: str) -> list[ParsedCue]:
     return cues
 
 
-# -- audio ------------------------------------------------------------------------------------
-
-Audio = NDArray[np.float32]
-
-
-def read_mono(path: Path) -> tuple[Audio, int]:
-    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return np.asarray(samples.mean(axis=1), dtype=np.float32), int(rate)
+# -- audio -----------------------------------------------------------------------------------
 
 
 def padded_wav(
     source: Path, target: Path, *, rate: int, before_s: float, after_s: float, channels: int = 1
 ) -> Path:
-    """``source`` resampled to ``rate`` with silence around it, written as 16-bit WAV."""
+    """``source`` (mono) resampled to ``rate`` with silence around it, written as 16-bit WAV."""
     samples, source_rate = read_mono(source)
-    if source_rate != rate:
-        samples = np.asarray(soxr.resample(samples, source_rate, rate), dtype=np.float32)
+    samples = resample(samples, source_rate, rate)
     silence = [np.zeros(round(rate * s), dtype=np.float32) for s in (before_s, after_s)]
     audio = np.concatenate([silence[0], samples, silence[1]])
     if channels == 2:

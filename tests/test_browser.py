@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.scoring import agreement, normalize
 
-from .client_support import LiveServer, padded_wav, run_server, self_signed_certificate
+from .client_support import padded_wav
+from .service_util import ServerThread, server_config
+from .tools import missing
 
 MIN_AGREEMENT = 0.8
 TOKEN = "browser-token"
@@ -49,7 +52,7 @@ def find_chromium() -> str | None:
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium; CI installs it)")
+        missing("Chromium is not installed (apt-get install chromium; CI installs it)")
     return path
 
 
@@ -204,28 +207,25 @@ def served(
     request: pytest.FixtureRequest,
     fixture_export: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LiveServer, bool]]:
+) -> Iterator[ServerThread]:
     """The server with a token, over plain HTTP/ws and over HTTPS/wss (self-signed)."""
-    extra = ["--auth-token", TOKEN]
-    tls = request.param == "https"
-    if tls:
-        made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-        if made is None:
-            pytest.skip("openssl is not installed (needed for a self-signed certificate)")
-        extra += ["--tls-cert", str(made[0]), "--tls-key", str(made[1])]
-    with run_server(fixture_export, extra) as live:
-        yield live, tls
+    config = server_config(fixture_export, auth_token=TOKEN)
+    if request.param == "https":
+        cert, key = request.getfixturevalue("certificate")
+        config = replace(config, tls_cert=cert, tls_key=key)
+    with ServerThread(config) as running:
+        yield running
 
 
 def test_page_transcribes_the_fake_microphone(
     chromium: str,
-    served: tuple[LiveServer, bool],
+    served: ServerThread,
     speech: Path,
     offline_text: str,
     tmp_path: Path,
 ) -> None:
-    server, tls = served
-    url = f"{server.http_base}/?token={TOKEN}&autostart=1"
+    tls = served.config.tls
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{served.port}/?token={TOKEN}&autostart=1"
     final, seen, refused = asyncio.run(
         transcribe_in_browser(chromium, speech, tmp_path / "profile", url, tls)
     )

@@ -1,4 +1,4 @@
-"""``asr-client file`` against the real server (a subprocess on loopback) and the fixture model.
+"""``asr-client file`` against the real server (in a thread, on loopback) and the fixture model.
 
 References, run in-process on the same model and precision: the same file through the streaming
 engine (the server runs exactly that, so text and word times must match: the client moved every
@@ -23,25 +23,14 @@ import soundfile
 from streamasr.client.cli import main
 from streamasr.client.file import AudioFileError, FileOptions, FileTranscript, stream_file
 from streamasr.client.messages import ServerError, StartSettings
-from streamasr.client.ws import (
-    ConnectError,
-    ConnectionLostError,
-    ConnectOptions,
-    open_session,
-)
+from streamasr.client.ws import ConnectError, ConnectOptions, open_session
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.scoring import agreement, normalize
 
-from .client_support import (
-    LiveServer,
-    padded_wav,
-    parse_srt,
-    parse_vtt,
-    run_server,
-    self_signed_certificate,
-)
+from .client_support import padded_wav, parse_srt, parse_vtt
+from .service_util import ServerThread, server_config
 
 MIN_AGREEMENT = 0.8
 """Streamed vs offline character agreement per file (short files differ by a letter or two)."""
@@ -50,9 +39,9 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
-def server(fixture_export: Path) -> Iterator[LiveServer]:
-    with run_server(fixture_export) as live:
-        yield live
+def server(fixture_export: Path) -> Iterator[ServerThread]:
+    with ServerThread(server_config(fixture_export)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +99,9 @@ def _check_transcript(result: FileTranscript, engine: Engine) -> None:
 
 @pytest.mark.parametrize("encoding", ["s16le", "f32le"])
 def test_files_match_the_offline_transcript(
-    server: LiveServer, reference: Engine, inputs: list[Path], encoding: str
+    server: ServerThread, reference: Engine, inputs: list[Path], encoding: str
 ) -> None:
-    connect = ConnectOptions(url=server.stream_url)
+    connect = ConnectOptions(url=server.ws_url())
     options = FileOptions(encoding="s16le" if encoding == "s16le" else "f32le")
 
     async def run_all() -> list[FileTranscript]:
@@ -123,10 +112,10 @@ def test_files_match_the_offline_transcript(
         _check_transcript(result, reference)
 
 
-def test_paced_streaming_takes_real_time(server: LiveServer, inputs: list[Path]) -> None:
+def test_paced_streaming_takes_real_time(server: ServerThread, inputs: list[Path]) -> None:
     path = inputs[2]
     duration = soundfile.info(str(path)).duration
-    connect = ConnectOptions(url=server.stream_url)
+    connect = ConnectOptions(url=server.ws_url())
     started = time.monotonic()
     result = asyncio.run(stream_file(path, connect, FileOptions(speed=4.0)))
     elapsed = time.monotonic() - started
@@ -135,9 +124,9 @@ def test_paced_streaming_takes_real_time(server: LiveServer, inputs: list[Path])
 
 
 def test_cli_writes_valid_srt_and_vtt(
-    server: LiveServer, reference: Engine, inputs: list[Path], tmp_path: Path
+    server: ServerThread, reference: Engine, inputs: list[Path], tmp_path: Path
 ) -> None:
-    url = ["--url", server.stream_url]
+    url = ["--url", server.ws_url()]
     assert main(["file", *map(str, inputs), "--format", "srt", "--out", str(tmp_path), *url]) == 0
     assert main(["file", str(inputs[0]), "--format", "vtt", "--out", str(tmp_path / "one.vtt"),
                  "--encoding", "f32le", *url]) == 0  # fmt: skip
@@ -157,9 +146,9 @@ def test_cli_writes_valid_srt_and_vtt(
 
 
 def test_cli_text_and_json(
-    server: LiveServer, inputs: list[Path], capsys: pytest.CaptureFixture[str]
+    server: ServerThread, inputs: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = ["--url", server.stream_url]
+    url = ["--url", server.ws_url()]
     assert main(["file", str(inputs[0]), str(inputs[2]), *url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(lines)
@@ -170,8 +159,8 @@ def test_cli_text_and_json(
     assert main(["file", str(inputs[0]), str(inputs[2]), "--format", "srt", *url]) == 2
 
 
-def test_errors(server: LiveServer, inputs: list[Path], tmp_path: Path) -> None:
-    connect = ConnectOptions(url=server.stream_url)
+def test_errors(server: ServerThread, inputs: list[Path], tmp_path: Path) -> None:
+    connect = ConnectOptions(url=server.ws_url())
 
     async def bad_rate() -> None:
         async with open_session(connect, StartSettings(sample_rate=1)):
@@ -188,14 +177,15 @@ def test_errors(server: LiveServer, inputs: list[Path], tmp_path: Path) -> None:
             async for _ in session.results():
                 pass
 
-    with pytest.raises((ServerError, ConnectionLostError)):
+    with pytest.raises(ServerError) as caught:  # the error message comes before the close
         asyncio.run(odd_bytes())
+    assert caught.value.code == "bad_audio"
 
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not audio")
     with pytest.raises(AudioFileError):
         asyncio.run(stream_file(not_audio, connect))
-    assert main(["file", str(not_audio), "--url", server.stream_url]) == 2
+    assert main(["file", str(not_audio), "--url", server.ws_url()]) == 2
 
     closed = ConnectOptions(url="ws://127.0.0.1:9/v1/stream", open_timeout=2)
     with pytest.raises(ConnectError):
@@ -216,21 +206,14 @@ def test_file_client_does_not_need_sounddevice() -> None:
     assert done.stdout.startswith("MicError the microphone client needs sounddevice")
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("openssl is not installed (needed for a self-signed certificate)")
-    return made
-
-
 def test_token_and_self_signed_wss(
     fixture_export: Path, inputs: list[Path], certificate: tuple[Path, Path]
 ) -> None:
     cert, key = certificate
-    extra = ["--auth-token", TOKEN, "--tls-cert", str(cert), "--tls-key", str(key)]
-    with run_server(fixture_export, extra) as live:
-        url = live.stream_url.replace("ws://", "wss://", 1)
+    config = server_config(fixture_export, auth_token=TOKEN, tls_cert=cert, tls_key=key)
+    with ServerThread(config) as running:
+        url = running.ws_url()
+        assert url.startswith("wss://")
         path = inputs[2]
         good = ConnectOptions(url=url, token=TOKEN, insecure=True)
         assert asyncio.run(stream_file(path, good)).finals

@@ -37,9 +37,7 @@ def test_start_message_is_what_the_server_parses() -> None:
         "endpoint_ms": 500,
     }
     parsed = parse_text(start_message(settings))  # the server's own parser accepts it
-    assert isinstance(parsed, StartMessage)
-    assert (parsed.sample_rate, parsed.encoding, parsed.channels) == (44100, "f32le", 2)
-    assert settings.bytes_per_frame == 8
+    assert parsed == StartMessage(44100, "f32le", 2, partials=False, words=True, endpoint_ms=500)
     assert "endpoint_ms" not in json.loads(start_message(StartSettings(16000)))
 
 

@@ -38,7 +38,9 @@ from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.scoring import agreement, normalize
 
-from .client_support import LiveServer, padded_wav, run_server
+from .client_support import padded_wav
+from .service_util import ServerThread, server_config
+from .tools import missing
 
 
 class WavInput:
@@ -85,9 +87,9 @@ class WavInput:
 
 
 @pytest.fixture(scope="module")
-def server(fixture_export: Path) -> Iterator[LiveServer]:
-    with run_server(fixture_export) as live:
-        yield live
+def server(fixture_export: Path) -> Iterator[ServerThread]:
+    with ServerThread(server_config(fixture_export)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def recording(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 async def _record(
-    server: LiveServer, recording: Path, view: LiveView, speed: float, stop_after_s: float | None
+    server: ServerThread, recording: Path, view: LiveView, speed: float, stop_after_s: float | None
 ) -> tuple[MicResult, WavInput]:
     """Record ``recording`` through the client; stop (as Ctrl-C does) at its end or after
     ``stop_after_s`` seconds of it."""
@@ -121,12 +123,12 @@ async def _record(
         return made[0]
 
     options = MicOptions(sample_rate=soundfile.info(str(recording)).samplerate)
-    result = await run_mic(ConnectOptions(url=server.stream_url), options, view, stop, open_input)
+    result = await run_mic(ConnectOptions(url=server.ws_url()), options, view, stop, open_input)
     return result, made[0]
 
 
 def test_mic_streams_live_and_matches_offline(
-    server: LiveServer, recording: Path, fixture_export: Path
+    server: ServerThread, recording: Path, fixture_export: Path
 ) -> None:
     out = io.StringIO()
     view = LiveView(out, live=True, width=40)
@@ -154,7 +156,7 @@ def test_mic_streams_live_and_matches_offline(
 
 
 def test_stop_in_the_middle_flushes_the_last_final(
-    server: LiveServer, recording: Path, caplog: pytest.LogCaptureFixture
+    server: ServerThread, recording: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Stopping mid-sentence (Ctrl-C) still sends the queued audio and prints the last final."""
     out = io.StringIO()
@@ -165,7 +167,9 @@ def test_stop_in_the_middle_flushes_the_last_final(
     assert fake.played_s < 4.0  # of 8 s: stopped well before the end
     assert result.audio_seconds == pytest.approx(fake.calls * fake.blocksize / 44100, abs=0.03)
     assert out.getvalue() == "".join(f.text + "\n" for f in result.finals)
-    assert any("stopping" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.name == "streamasr.client.mic" and "stopping" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_full_queue_drops_and_counts(caplog: pytest.LogCaptureFixture) -> None:
@@ -195,11 +199,14 @@ def test_live_view_on_a_pipe() -> None:
     view.on_result(PartialResult(0, "", "HEL", 0.0))
     view.on_result(FinalResult(0, "HELLO", 0.0, 1.0))
     view.close()
-    assert out.getvalue() == "HELLO\n" and view.last_final is not None
+    assert out.getvalue() == "HELLO\n" and view.finals == [FinalResult(0, "HELLO", 0.0, 1.0)]
 
 
 def test_list_devices(capsys: pytest.CaptureFixture[str]) -> None:
-    sounddevice = pytest.importorskip("sounddevice", reason="needs PortAudio (libportaudio2)")
+    try:
+        import sounddevice
+    except (ImportError, OSError):
+        missing("sounddevice cannot load PortAudio (apt-get install libportaudio2)")
     assert main(["mic", "--list-devices"]) == 0
     table = str(sounddevice.query_devices()).strip() or "PortAudio found no audio devices"
     assert capsys.readouterr().out.strip() == table

@@ -20,7 +20,7 @@ const ui = {
 
 let session = null;
 
-export function streamUrl() {
+function streamUrl() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   const query = token ? `?token=${encodeURIComponent(token)}` : "";
   return `${scheme}//${window.location.host}/v1/stream${query}`;

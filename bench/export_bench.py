@@ -23,7 +23,6 @@ import gc
 import json
 import logging
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -51,6 +50,9 @@ from streamasr.server.manifest import (
     Manifest,
     read_manifest,
 )
+
+from .proc import own_cpu_s, own_peak_rss_mib, system_cpu_ticks
+from .stream_bench import load_set
 
 log = logging.getLogger("bench.export_bench")
 
@@ -210,16 +212,10 @@ def test_signal(seconds: float, folder: Path = SPEECH_DIR) -> NDArray[np.float32
 
 
 def dev_speech(folder: Path = SPEECH_DIR) -> NDArray[np.float32]:
-    """All 16 kHz clips of the human dev set, concatenated in name order (empty if absent)."""
-    import soundfile
-
-    clips: list[NDArray[np.float32]] = []
-    paths = sorted(folder.glob("*")) if folder.is_dir() else []
-    for path in (p for p in paths if p.suffix in (".flac", ".wav")):
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
-        if rate == SAMPLE_RATE and samples.ndim == 1:
-            clips.append(samples)
-    return np.concatenate(clips) if clips else np.zeros(0, dtype=np.float32)
+    """The utterances of a dev set, concatenated in ``transcripts.tsv`` order (empty if absent)."""
+    if not (folder / "transcripts.tsv").is_file():
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([s for s, _ in load_set(folder)])
 
 
 # --- exports ---------------------------------------------------------------------------------
@@ -498,11 +494,11 @@ def quiet_sample(runtime: str, run: Run) -> Sample:
 
 def timed(run: Run) -> Sample:
     """Wall time of one run and the share of the CPUs that other processes used meanwhile."""
-    before, own = cpu_times(), own_cpu_s()
+    before, own = system_cpu_ticks(), own_cpu_s()
     started = time.perf_counter()
     run()
     wall = time.perf_counter() - started
-    return Sample(wall, others_busy(before, cpu_times(), own_cpu_s() - own, wall))
+    return Sample(wall, others_busy(before, system_cpu_ticks(), own_cpu_s() - own, wall))
 
 
 def others_busy(
@@ -514,21 +510,6 @@ def others_busy(
         return None
     busy_s = ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
     return max(0.0, (busy_s - own_s) / ((os.cpu_count() or 1) * wall))
-
-
-def own_cpu_s() -> float:
-    """CPU seconds this process (all its threads) has used."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def cpu_times() -> tuple[int, int] | None:
-    """(total, idle) jiffies of all CPUs from /proc/stat (None off Linux)."""
-    stat = Path("/proc/stat")
-    if not stat.is_file():
-        return None
-    ticks = [int(v) for v in stat.read_text(encoding="ascii").split("\n", 1)[0].split()[1:]]
-    return sum(ticks), ticks[3] + ticks[4]
 
 
 # --- where the time goes ---------------------------------------------------------------------
@@ -593,11 +574,6 @@ def shares(times: dict[str, float], scopes: dict[str, str]) -> dict[str, float]:
 # --- one configuration -----------------------------------------------------------------------
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def bench_config(
     name: str,
     signal: NDArray[np.float32],
@@ -614,16 +590,16 @@ def bench_config(
         save_random_checkpoint(arch, checkpoint, seed=SEED)
         figures, files, spec = export_all(checkpoint, root)
         model = load_torch_model(checkpoint)
-        rss = {"export": peak_rss_mib()}
+        rss = {"export": own_peak_rss_mib()}
         reference, optimum_s = optimum_export(checkpoint, root / "optimum")
         x = model_input(signal, spec)[None]
         work = Workload(spec.name, x, signal.size / SAMPLE_RATE, repeats, signal)
         speeds = time_runtimes(model, checkpoint, reference, files, work)
         gc.collect()
-        rss["speed"] = peak_rss_mib()
+        rss["speed"] = own_peak_rss_mib()
         splits = {p: profile_split(files[p], work, root) for p in PROFILED} if profile else {}
         if profile:
-            rss["profile"] = peak_rss_mib()
+            rss["profile"] = own_peak_rss_mib()
     params = sum(p.numel() for p in model.parameters())
     attention = str(model.config._attn_implementation)
     return ConfigResult(name, params, attention, figures, optimum_s, speeds, splits, rss)

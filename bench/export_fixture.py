@@ -19,6 +19,8 @@ from streamasr.export.evaluate import transcribe_offline
 from streamasr.export.pipeline import ExportConfig, run_export
 from streamasr.server.scoring import cer, wer
 
+from .stream_bench import dev_set
+
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -29,9 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     checkpoint = args.shared / "models" / "tts-en-ctc-small"
-    rows = (args.shared / "speech/dev/tts/transcripts.tsv").read_text().splitlines()[1:]
-    files = [args.shared / "speech/dev/tts" / r.split("\t")[0] for r in rows]
-    refs = [r.split("\t")[1] for r in rows]
+    tts = dev_set(args.shared / "speech" / "dev" / "tts")
+    files, refs = [path for path, _ in tts], [ref for _, ref in tts]
     with tempfile.TemporaryDirectory() as tmp:
         folder = run_export(ExportConfig(model=str(checkpoint), out_root=Path(tmp))).folder
         texts = transcribe_offline(str(checkpoint), folder, files)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
@@ -11,6 +10,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .proc import cores
 
 PACKAGES = (
     "numpy",
@@ -72,9 +73,7 @@ def describe() -> Machine:
 
     return Machine(
         cpu=cpu_model(),
-        cores=len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count() or 1,
+        cores=cores(),
         memory_gib=memory_gib(),
         gpus=gpu_names(),
         onnxruntime_providers=tuple(ort.get_available_providers()),

@@ -92,29 +92,19 @@ def capacity(figures: dict[str, Any], path: Path) -> Path:
         ns = [int(n) for n in levels]
         color = styles.get(name, "tab:green")
         label = "server (websocket)" if name == "server" else "engine alone"
-        top.plot(
-            ns,
-            [lv["partial"]["p95"] for lv in levels.values()],
-            "o-",
-            color=color,
-            label=f"{label}: partial p95",
-        )
-        top.plot(
-            ns,
-            [lv["partial"]["p50"] for lv in levels.values()],
-            "o:",
-            color=color,
-            alpha=0.6,
-            label=f"{label}: partial p50",
-        )
-        top.plot(
-            ns,
-            [lv["final"]["p95"] for lv in levels.values()],
-            "s--",
-            color=color,
-            alpha=0.4,
-            label=f"{label}: final p95",
-        )
+        for kind, q, style, alpha in (
+            ("partial", "p95", "o-", 1.0),
+            ("partial", "p50", "o:", 0.6),
+            ("final", "p95", "s--", 0.4),
+        ):
+            top.plot(
+                ns,
+                [lv[kind][q] for lv in levels.values()],
+                style,
+                color=color,
+                alpha=alpha,
+                label=f"{label}: {kind} {q}",
+            )
     top.axhline(figures["budget_s"], color="red", linestyle="--", label="budget (p95)")
     most = max((int(n) for levels in figures["levels"].values() for n in levels), default=1)
     for key, style in (("ceiling_before", "-"), ("ceiling_after", ":"), ("ceiling_batched", "-.")):

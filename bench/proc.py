@@ -1,4 +1,4 @@
-"""CPU time and memory of a running process, read from ``/proc/<pid>`` (Linux)."""
+"""CPU time and memory of a running process, read from ``/proc`` (Linux) and ``getrusage``."""
 
 from __future__ import annotations
 
@@ -28,18 +28,20 @@ def read_usage(pid: int) -> Usage | None:
         status = (root / "status").read_text(encoding="ascii")
     except OSError:
         return None
-    # Fields after the parenthesised command name (which may hold spaces): state is field 3,
-    # utime and stime are fields 14 and 15.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])
     memory = {
         key: int(rest.split()[0]) / 1024
         for key, _, rest in (line.partition(":") for line in status.splitlines())
         if key in ("VmRSS", "VmHWM")
     }
-    return Usage(
-        ticks / os.sysconf("SC_CLK_TCK"), memory.get("VmRSS", 0.0), memory.get("VmHWM", 0.0)
-    )
+    return Usage(_stat_cpu_s(stat), memory.get("VmRSS", 0.0), memory.get("VmHWM", 0.0))
+
+
+def _stat_cpu_s(stat: str) -> float:
+    """User + system CPU seconds of a ``/proc/.../stat`` line."""
+    # Fields after the parenthesised command name (which may hold spaces): state is field 3,
+    # utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_s(pid: int) -> dict[int, float]:
@@ -55,8 +57,7 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
             stat = (task / "stat").read_text(encoding="ascii")
         except OSError:
             continue  # ended meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        threads[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        threads[int(task.name)] = _stat_cpu_s(stat)
     return threads
 
 
@@ -69,6 +70,20 @@ def own_cpu_s() -> float:
     """User + system CPU seconds this process (all its threads) has used."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def own_peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def system_cpu_ticks() -> tuple[int, int] | None:
+    """(total, idle) jiffies of all CPUs from /proc/stat (None off Linux)."""
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return None
+    ticks = [int(v) for v in stat.read_text(encoding="ascii").split("\n", 1)[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
 
 
 def cores() -> int:

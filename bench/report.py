@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
+
 from . import export_bench, plots, service_bench, stream_bench
 from .machine import Machine, describe
 
@@ -49,7 +51,7 @@ DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
 SECTIONS = ("fidelity", "grid", "speed", "capacity")
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
-DEFAULTS = (1.0, 0.32, 0.32)
+DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
 """(hop, left, lookahead) of ``StreamOptions``: marked on the latency/accuracy plot."""
 SMOKE_GRID = (DEFAULTS, (0.64, 0.32, 0.16))
 QUICK_GRID = (*stream_bench.QUICK_GRID, DEFAULTS)
@@ -210,9 +212,12 @@ def capacity(ctx: Context) -> dict[str, Any]:
     folder = stream_bench.export_random(
         ctx.shared, ctx.work, ctx.mode.capacity_model, ("fp32", precision)
     )
-    audio = np.concatenate([s for s, _ in stream_bench.load_set(human_dir(ctx.shared))])
     figures = service_bench.measure_capacity(
-        folder, audio, ctx.mode.capacity, ctx.work, precision=precision
+        folder,
+        service_bench.dev_audio(ctx.shared),
+        ctx.mode.capacity,
+        ctx.work,
+        precision=precision,
     )
     figures["model"] = ctx.mode.capacity_model
     plots.capacity(figures, ctx.out / "capacity.png")
@@ -344,8 +349,8 @@ def capacity_md(f: dict[str, Any]) -> str:
         lines += [f"**Server not available**: {f['server_unavailable']}.", ""]
     else:
         lines += [
-            f"Server: `{f.get('server_command', '?')}`; partial extents from "
-            f"{partial_extent_source(f)}.",
+            f"Server: `{f.get('server_command', '?')}`; partial extents from the messages' "
+            "`audio_end`.",
             "",
         ]
     lines += [
@@ -362,17 +367,6 @@ def overload_tolerance(f: dict[str, Any]) -> float:
     """Overload (offered / served - 1) whose backlog after ``seconds`` still fits the budget
     left above a light-load p95 of about 0.3 s."""
     return max(0.0, float(f["budget_s"]) - 0.3) / float(f["seconds"])
-
-
-def partial_extent_source(f: dict[str, Any]) -> str:
-    sources = {lv.get("extent_from") for lv in f["levels"].get("server", {}).values()}
-    if sources == {"message"}:
-        return "the messages"
-    return (
-        "window counting (the `partial` message carries no audio extent; a stream's partials "
-        "are matched to its windows in order when it got exactly one per window, else left "
-        "out: see `streams_left_out` in the JSON)"
-    )
 
 
 SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
@@ -418,11 +412,8 @@ def human_dir(shared: Path) -> Path:
 
 def load_inputs(ctx: Context) -> None:
     tts_dir = ctx.shared / "speech" / "dev" / "tts"
-    tts = stream_bench.load_set(tts_dir)
-    rows = (tts_dir / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    files = [tts_dir / r.split("\t")[0] for r in rows if r.strip()]
-    ctx.tts = tts[: ctx.mode.tts]
-    ctx.tts_files = files[: ctx.mode.tts]
+    ctx.tts = stream_bench.load_set(tts_dir)[: ctx.mode.tts]
+    ctx.tts_files = [path for path, _ in stream_bench.dev_set(tts_dir)][: ctx.mode.tts]
     ctx.human = stream_bench.load_set(human_dir(ctx.shared))[: ctx.mode.human]
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import logging
 import math
@@ -51,8 +50,9 @@ import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.client import ClientConnection, connect
 
+from streamasr.server.config import load_config
 from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.runtime import CPU, RuntimeConfig
+from streamasr.server.runtime import CPU
 from streamasr.server.stream import StreamOptions
 
 from . import stream_bench
@@ -75,15 +75,6 @@ MAX_ERRORS_KEPT = 5
 
 
 # --- the server process --------------------------------------------------------------------------
-
-
-def server_unavailable() -> str | None:
-    """Why the websocket server cannot be run here (None when it can)."""
-    if importlib.util.find_spec("streamasr.server") is None:
-        return "streamasr is not installed"
-    if importlib.util.find_spec(SERVER_MODULE) is None:
-        return f"server not available: {SERVER_MODULE} does not exist yet"
-    return None
 
 
 class ServerProcess:
@@ -176,38 +167,13 @@ class ServerProcess:
 # --- one client ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WindowGeometry:
-    """Where the server's windows end, in samples: window ``k`` (not the final one) needs the
-    audio up to ``(k + 1) hop + lookahead + overhang`` (``server/windows.py``)."""
-
-    hop: int
-    lookahead: int
-    overhang: int
-
-    @classmethod
-    def of(cls, folder: Path, options: StreamOptions) -> WindowGeometry:
-        from streamasr.server.manifest import read_manifest
-
-        spec = read_manifest(folder).input
-        plan = options.plan(read_manifest(folder))
-        return cls(plan.hop, plan.lookahead, spec.receptive_field - spec.frame_stride)
-
-    def extent(self, k: int) -> int:
-        return (k + 1) * self.hop + self.lookahead + self.overhang
-
-    def sliding_windows(self, samples: int) -> int:
-        """Windows before the final one of a stream of ``samples``."""
-        return max(0, (samples - self.lookahead - self.overhang) // self.hop)
-
-
 @dataclass
 class ClientRun:
     """What one client sent and received (times in seconds from its stream's start)."""
 
     samples: int
-    partials: list[tuple[float, float | None]] = field(default_factory=list)
-    """(arrival, audio extent in seconds) of every partial (extent None if not given)."""
+    partials: list[tuple[float, float]] = field(default_factory=list)
+    """(arrival, audio extent in seconds: the message's ``audio_end``) of every partial."""
     finals: list[tuple[float, float]] = field(default_factory=list)
     """(arrival, segment end) of every final."""
     end_arrival: float | None = None
@@ -216,26 +182,20 @@ class ClientRun:
     close_code: int | None = None
     error: str | None = None
 
-    def partial_latencies(self, geometry: WindowGeometry) -> list[float] | None:
-        """Partial latencies from the messages' audio extent; when the server does not send
-        it, from window counting: each window emits at most one partial and windows are decoded
-        in order, so when a stream got exactly one partial per sliding window, partial ``j``
-        is window ``j``'s. None when neither applies (the stream is left out)."""
-        if all(end is not None for _, end in self.partials):
-            return [t - end for t, end in self.partials if end is not None]
-        if len(self.partials) != geometry.sliding_windows(self.samples):
-            return None
-        return [t - geometry.extent(j) / RATE for j, (t, _) in enumerate(self.partials)]
+    def partial_latencies(self) -> list[float]:
+        return [t - end for t, end in self.partials]
 
     def final_latencies(self) -> list[float]:
         return [t - end for t, end in self.finals]
 
 
-def audio_extent(message: dict[str, Any]) -> float | None:
-    """Seconds of stream audio a ``partial`` message's window needed (``audio_end``, the
-    engine's ``Partial.audio_end``), when the server sends it; protocol v1 does not yet."""
+def audio_extent(message: dict[str, Any]) -> float:
+    """Seconds of stream audio a ``partial`` message's window needed (its ``audio_end``, the
+    engine's ``Partial.audio_end``)."""
     value = message.get("audio_end")
-    return float(value) if isinstance(value, int | float) else None
+    if not isinstance(value, int | float):
+        raise ValueError(f"partial without a numeric audio_end: {message}")
+    return float(value)
 
 
 class Client:
@@ -318,16 +278,15 @@ async def play_clients(
     """All clients connected first, then started together at staggered phases within a hop."""
     clients = [Client(url, p) for p in pieces]
     opened = await asyncio.gather(*(c.open() for c in clients), return_exceptions=True)
-    for client, result in zip(clients, opened, strict=True):
+    start = asyncio.get_running_loop().time() + 0.2
+    plays = []
+    offsets = start_offsets(len(pieces), hop_s)
+    for client, result, offset in zip(clients, opened, offsets, strict=True):
         if isinstance(result, BaseException):
             client.run.error = f"open: {type(result).__name__}: {result}"
-    live = [c for c, r in zip(clients, opened, strict=True) if not isinstance(r, BaseException)]
-    loop = asyncio.get_running_loop()
-    start = loop.time() + 0.2
-    offsets = start_offsets(len(pieces), hop_s)
-    await asyncio.gather(
-        *(c.play(start + float(offsets[clients.index(c)])) for c in live),
-    )
+        else:
+            plays.append(client.play(start + float(offset)))
+    await asyncio.gather(*plays)
     return [c.run for c in clients]
 
 
@@ -335,13 +294,13 @@ async def play_clients(
 
 
 def service_level(
-    server: ServerProcess, pieces: list[NDArray[np.float32]], geometry: WindowGeometry
+    server: ServerProcess, pieces: list[NDArray[np.float32]], hop_s: float
 ) -> dict[str, Any]:
     """``len(pieces)`` concurrent real-time clients through the server."""
     before, own_before = server.usage(), own_cpu_s()
     threads_before = thread_cpu_s(server.pid)
     started = time.perf_counter()
-    runs = asyncio.run(play_clients(server.url, pieces, geometry.hop / RATE))
+    runs = asyncio.run(play_clients(server.url, pieces, hop_s))
     wall = time.perf_counter() - started
     after = server.usage()
     threads = {
@@ -352,8 +311,7 @@ def service_level(
     errors += [
         f"closed with {r.close_code}" for r in runs if r.error is None and r.close_code != 1000
     ]
-    per_stream = [r.partial_latencies(geometry) for r in runs]
-    partials = [x for latencies in per_stream if latencies is not None for x in latencies]
+    partials = [x for r in runs for x in r.partial_latencies()]
     level: dict[str, Any] = {
         "streams": len(pieces),
         "partial": percentiles(partials),
@@ -361,10 +319,6 @@ def service_level(
         "end": percentiles(
             [r.end_arrival - r.samples / RATE for r in runs if r.end_arrival is not None]
         ),
-        "extent_from": "message"
-        if all(end is not None for r in runs for _, end in r.partials)
-        else "window count",
-        "streams_left_out": sum(latencies is None for latencies in per_stream),
         "late": percentiles([x for r in runs for x in r.late_s]),
         "failed_streams": len(errors),
         "errors": errors[:MAX_ERRORS_KEPT],
@@ -508,12 +462,7 @@ def server_args(folder: Path, precision: str) -> list[str]:
 def engine_settings(args: Sequence[str]) -> tuple[EngineConfig, StreamOptions]:
     """The engine configuration and stream options the server builds from ``args`` (its own
     ``load_config``, environment included), so that the engine-alone rows run exactly the
-    server's settings; without the server's config module, the engine's defaults."""
-    try:
-        from streamasr.server.config import load_config
-    except ImportError:
-        precision = args[list(args).index("--precision") + 1]
-        return EngineConfig(RuntimeConfig(device="cpu", precision=precision)), StreamOptions()
+    server's settings."""
     config = load_config(list(args))
     return config.engine_config(), config.stream_options
 
@@ -530,7 +479,7 @@ def measure_capacity(
     """Raw ceiling, then the engine and the server level by level, then the ceiling again."""
     args = server_args(folder, precision)
     config, options = engine_settings(args)
-    unavailable = server_unavailable() if server else "server run not asked for"
+    unavailable = None if server else "server run not asked for"
     with Engine(folder, config) as e:
         runtime = e.config.runtime
         layout = stream_bench.Layout(
@@ -546,7 +495,7 @@ def measure_capacity(
             f"max_wait {e.scheduler.config.max_wait_ms:g} ms",
             "options": asdict(options),
         }
-        window = round((options.left_s + options.hop_s + options.lookahead_s) * RATE) + 80
+        window = stream_bench.steady_window(options)
         ceiling = math.nan
         if cpu:
             before = stream_bench.raw_ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
@@ -563,9 +512,8 @@ def measure_capacity(
         }
         with running_server(args, work, unavailable) as process:
             if process is not None:
-                geometry = WindowGeometry.of(folder, options)
                 paths["server"] = lambda n: service_level(
-                    process, stream_bench.client_pieces(audio, n, plan.seconds), geometry
+                    process, stream_bench.client_pieces(audio, n, plan.seconds), options.hop_s
                 )
                 figures["server_command"] = " ".join(process.command[1:])
             try:

@@ -40,11 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 from numpy.typing import NDArray
 
 from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.offline import stream_array, transcribe
+from streamasr.server.offline import read_audio, stream_array, transcribe
 from streamasr.server.runtime import Device, RuntimeConfig
 from streamasr.server.scheduler import SchedulerConfig
 from streamasr.server.scoring import agreement, cer, wer
@@ -88,17 +87,19 @@ Utterance = tuple[NDArray[np.float32], str]
 # --- data and models ---------------------------------------------------------------------------
 
 
+def dev_set(folder: Path) -> list[tuple[Path, str]]:
+    """(audio file, reference) of a ``speech/dev`` folder, in ``transcripts.tsv`` order."""
+    rows = (folder / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [(folder / name, ref) for name, ref, *_ in (r.split("\t") for r in rows if r.strip())]
+
+
 def load_set(folder: Path) -> list[Utterance]:
     """(16 kHz mono samples, reference) of a ``speech/dev`` folder."""
-    rows = (folder / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]
     out = []
-    for row in rows:
-        if not row.strip():
-            continue
-        name, reference = row.split("\t")[:2]
-        samples, rate = soundfile.read(str(folder / name), dtype="float32", always_2d=True)
+    for path, reference in dev_set(folder):
+        samples, rate = read_audio(path)
         if rate != RATE:
-            raise SystemExit(f"{folder / name}: {rate} Hz, expected {RATE}")
+            raise SystemExit(f"{path}: {rate} Hz, expected {RATE}")
         out.append((np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), reference))
     return out
 
@@ -164,11 +165,6 @@ def export_random(
     return run_export(config).folder
 
 
-def export_base_random(shared: Path, work: Path) -> Path:
-    """wav2vec2-base-960h with seeded random weights, exported fp32 + int8 (cached in work)."""
-    return export_random(shared, work, "wav2vec2-base-960h")
-
-
 @contextmanager
 def engine(
     folder: Path,
@@ -188,6 +184,12 @@ def engine(
 
 def plan_options(hop: float, left: float, lookahead: float, **kw: Any) -> StreamOptions:
     return StreamOptions(left_s=left, hop_s=hop, lookahead_s=lookahead, **kw)
+
+
+def steady_window(options: StreamOptions) -> int:
+    """Samples of a steady window: left context + hop + lookahead + the 80-sample overhang of
+    the wav2vec2 layouts the capacity runs use."""
+    return round((options.left_s + options.hop_s + options.lookahead_s) * RATE) + 80
 
 
 # --- fidelity ----------------------------------------------------------------------------------
@@ -633,7 +635,7 @@ def capacity(
     options = StreamOptions()
     audio = np.concatenate([s for s, _ in speech])
     seconds = 10.0 if quick else 20.0
-    window = round((options.left_s + options.hop_s + options.lookahead_s) * RATE) + 80
+    window = steady_window(options)
     results: dict[str, Any] = {"seconds": seconds, "window": window, "layouts": {}}
     for layout in (LAYOUTS[name] for name in layouts):
         before = raw_ceiling(folder, window, options.hop_s, layout)
@@ -729,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "gate" in args.sections:
             figures["gate"] = gate(fixture, tts)
     if {"compute", "capacity"} & set(args.sections):
-        base = export_base_random(args.shared, args.work)
+        base = export_random(args.shared, args.work, "wav2vec2-base-960h")
         if "compute" in args.sections:
             figures["compute"] = compute(base, human, args.repeats)
         if "capacity" in args.sections:

@@ -44,10 +44,11 @@ from numpy.typing import NDArray
 from streamasr.server.audio import AudioFormat
 from streamasr.server.engine import Engine
 from streamasr.server.events import Event, Final, Lagging, Partial
+from streamasr.server.manifest import SAMPLE_RATE
 from streamasr.server.offline import frames
 from streamasr.server.stream import StreamOptions, StreamStats
 
-RATE = 16_000
+RATE = SAMPLE_RATE
 FRAME = 320
 """Client frame: 20 ms."""
 

@@ -10,6 +10,7 @@ import numpy as np
 from streamasr.server.ctc import greedy_text
 from streamasr.server.frontend import model_input
 from streamasr.server.manifest import SAMPLE_RATE, read_manifest
+from streamasr.server.offline import read_audio
 
 from .source import load_checkpoint
 
@@ -19,7 +20,6 @@ def transcribe_offline(
 ) -> dict[str, list[str]]:
     """Transcripts per runtime: ``torch`` and each precision of the export (on CPU)."""
     import onnxruntime as ort
-    import soundfile
     import torch
 
     manifest = read_manifest(export_folder)
@@ -33,7 +33,7 @@ def transcribe_offline(
     }
     texts: dict[str, list[str]] = {"torch": [], **{p: [] for p in sessions}}
     for path in files:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        samples, rate = read_audio(path)
         if rate != SAMPLE_RATE:
             raise ValueError(f"{path}: {rate} Hz; these figures need 16 kHz files")
         x = model_input(np.ascontiguousarray(samples.mean(axis=1)), spec)[None]

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bench import service_bench
 from bench.proc import read_usage
-from bench.service_bench import ClientRun, WindowGeometry, held, level_sequence
-from streamasr.server.manifest import read_manifest
-from streamasr.server.stream import StreamOptions
-from streamasr.server.windows import SlidingWindower
+from bench.service_bench import ClientRun, audio_extent, held, level_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("## Machine", "## Fidelity", "## Latency / accuracy", "## Offline speed", "## Capacity")
@@ -54,15 +49,13 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
     assert {"torch", "pipeline", "optimum", "fp32", "int8"} <= set(speeds)
     capacity = sections["capacity"]
     assert list(capacity["levels"]["engine"]) == ["1", "2"]
-    if importlib.util.find_spec("streamasr.server.cli") is None:
-        assert "Server not available" in report
-        return
+    assert capacity["server_unavailable"] is None
     server = capacity["levels"]["server"]
     assert list(server) == ["1", "2"]
     for level in server.values():
         assert level["failed_streams"] == 0, level["errors"]
         assert level["partial"]["n"] > 0 and level["final"]["n"] > 0
-        assert 0 < level["partial"]["p95"] < 1.5
+        assert level["partial"]["p95"] > 0
         assert level["cpu"] > 0 and level["peak_rss_mib"] > 10
     assert "| server | 2 |" in report
 
@@ -95,27 +88,12 @@ def test_held_is_the_top_of_the_unbroken_run() -> None:
     assert held({"1": level(float("nan"))}) == 0
 
 
-def test_window_counting_matches_the_server_windows(fixture_export: Path) -> None:
-    manifest = read_manifest(fixture_export)
-    options = StreamOptions()
-    geometry = WindowGeometry.of(fixture_export, options)
-    for samples in (0, 5_199, 5_200, 21_200, 21_199, 160_000, 320_123):
-        windower = SlidingWindower(options.plan(manifest), manifest.input)
-        windows = windower.push(np.zeros(samples, dtype=np.float32))
-        assert len(windows) == geometry.sliding_windows(samples), samples
-        ends = [w.start + w.samples.shape[0] for w in windows]
-        assert ends == [geometry.extent(k) for k in range(len(windows))]
-
-
-def test_partial_latency_by_window_count_or_extent() -> None:
-    geometry = WindowGeometry(hop=16_000, lookahead=5_120, overhang=80)
-    run = ClientRun(samples=3 * 16_000)  # windows end at 1.325 s and 2.325 s
-    run.partials = [(1.4, None), (2.5, None)]
-    assert run.partial_latencies(geometry) == pytest.approx([0.075, 0.175])
-    run.partials = [(2.5, None)]  # one window gave no partial: no way to match them
-    assert run.partial_latencies(geometry) is None
-    run.partials = [(2.5, 2.325)]
-    assert run.partial_latencies(geometry) == pytest.approx([0.175])
+def test_partial_latency_from_the_messages_audio_end() -> None:
+    run = ClientRun(samples=3 * 16_000)
+    run.partials = [(1.4, audio_extent({"audio_end": 1.325})), (2.5, 2.325)]
+    assert run.partial_latencies() == pytest.approx([0.075, 0.175])
+    with pytest.raises(ValueError, match="audio_end"):
+        audio_extent({"type": "partial", "text": "A"})
 
 
 def test_process_usage_reads_proc() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -34,6 +35,8 @@ from streamasr.server.scoring import agreement, normalize
 from .client_support import padded_wav
 from .service_util import ServerThread, server_config
 from .tools import missing
+
+log = logging.getLogger(__name__)
 
 MIN_AGREEMENT = 0.8
 TOKEN = "browser-token"
@@ -234,6 +237,7 @@ def test_page_transcribes_the_fake_microphone(
     assert "listening" in states
     assert any(s["partial"].strip() for s in seen), "partials are shown while speaking"
     score = agreement(normalize(final), offline_text)
+    log.info("browser (%s): character agreement with offline %.3f", "wss" if tls else "ws", score)
     assert score >= MIN_AGREEMENT, (final, offline_text, score)
     # Stop flushed the session: the server's ``end`` arrived and the page went back to idle
     assert seen[-1]["state"] == "idle" and seen[-1]["status"].startswith("stopped"), seen[-1]

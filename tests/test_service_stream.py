@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from .service_util import (
     stream_v1,
     vosk_lockstep,
 )
+
+log = logging.getLogger(__name__)
 
 DevSet = list[tuple[Path, str]]
 RATES = (8000, 22050, 44100, 48000)
@@ -96,6 +99,8 @@ def test_streamed_wer_over_rates_and_encodings(server: ServerThread, tts_set: De
             offline.append(transcribe(server.engine, samples, rate).text)
         refs += [ref for _, ref in files]
     streamed_wer, offline_wer = wer(refs, streamed).rate, wer(refs, offline).rate
+    log.info("server WER %.4f, engine offline WER %.4f (%d words)", streamed_wer, offline_wer,
+             wer(refs, offline).length)  # fmt: skip
     assert streamed_wer <= offline_wer + WER_MARGIN, (streamed_wer, offline_wer)
 
 

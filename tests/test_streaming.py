@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.scheduler import SchedulerConfig
 from streamasr.server.scoring import agreement, wer
 from streamasr.server.stream import StreamOptions
+
+log = logging.getLogger(__name__)
 
 Audio = NDArray[np.float32]
 WORD_TOLERANCE_S = 0.060
@@ -91,6 +94,9 @@ def test_word_times_match_offline(engine: Engine, tts_audio: list[tuple[Audio, s
                 close += (
                     abs(a[1] - b[1]) <= WORD_TOLERANCE_S and abs(a[2] - b[2]) <= WORD_TOLERANCE_S
                 )
+    log.info(
+        "word times within %.0f ms of offline: %d of %d", WORD_TOLERANCE_S * 1000, close, matched
+    )
     assert matched > 250
     assert close / matched >= 0.95, (close, matched)
 

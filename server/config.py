@@ -59,6 +59,17 @@ class ServerConfig:
     max_connections: int = 64
     max_message_bytes: int = 1 << 20
     idle_timeout_s: float = 30.0
+    min_audio_s: float = 0.5
+    """A session must deliver at least this much audio (seconds) in every ``min_audio_window_s``
+    of wall time after its first message, or it is closed like an idle one (0: no check)."""
+    min_audio_window_s: float = 10.0
+    max_handshakes: int = 32
+    """Connections that have not finished the websocket handshake; past it new ones are dropped."""
+    handshake_timeout_s: float = 10.0
+    """Longest a connection may take to finish the websocket handshake."""
+    max_write_buffer_bytes: int = 1 << 20
+    """Outgoing bytes (messages and control frames) buffered for one peer; a peer that lets it
+    grow past this (it does not read) is disconnected."""
     max_session_s: float = 3600.0
     """Longest audio one session may stream (seconds of audio, not of wall clock)."""
     auth_token: str | None = None
@@ -86,6 +97,11 @@ class ServerConfig:
         _within("max_connections", self.max_connections, 1, 100_000)
         _within("max_message_bytes", self.max_message_bytes, 1024, 64 << 20)
         _within("idle_timeout_s", self.idle_timeout_s, 0.1, 86_400)
+        _within("min_audio_s", self.min_audio_s, 0.0, 3600)
+        _within("min_audio_window_s", self.min_audio_window_s, 0.1, 86_400)
+        _within("max_handshakes", self.max_handshakes, 1, 100_000)
+        _within("handshake_timeout_s", self.handshake_timeout_s, 0.1, 3600)
+        _within("max_write_buffer_bytes", self.max_write_buffer_bytes, 64 << 10, 1 << 30)
         _within("max_session_s", self.max_session_s, 1.0, 7 * 86_400)
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 0.0, 3600)
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -194,6 +210,11 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("max_connections", "--max-connections", int, "concurrent websocket sessions"),
     _Option("max_message_bytes", "--max-message-bytes", int, "largest message (close 1009)"),
     _Option("idle_timeout_s", "--idle-timeout", float, "seconds without a message (close 1001)"),
+    _Option("min_audio_s", "--min-audio", float, "audio seconds due per --min-audio-window (1001)"),
+    _Option("min_audio_window_s", "--min-audio-window", float, "seconds of wall time, see above"),
+    _Option("max_handshakes", "--max-handshakes", int, "connections still in their handshake"),
+    _Option("handshake_timeout_s", "--handshake-timeout", float, "seconds to finish the handshake"),
+    _Option("max_write_buffer_bytes", "--max-write-buffer", int, "outgoing bytes per peer (drop)"),
     _Option("max_session_s", "--max-session-seconds", float, "audio seconds per session (1008)"),
     _Option("auth_token", "--auth-token", str, "required bearer token (prefer ASR_AUTH_TOKEN)"),
     _Option("allowed_origins", "--allowed-origins", _origins, "comma-separated browser origins"),

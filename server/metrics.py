@@ -227,5 +227,32 @@ class ServiceMetrics:
             self.sessions_active.set(0, protocol=protocol)
             self.sessions_total.inc(0, protocol=protocol)
 
+    # -- the events the service reports (the one interface the service and sessions use) ------
+
+    def session_opened(self, protocol: str) -> None:
+        self.sessions_total.inc(protocol=protocol)
+        self.sessions_active.inc(protocol=protocol)
+
+    def session_closed(self, protocol: str) -> None:
+        self.sessions_active.dec(protocol=protocol)
+
+    def audio_received(self, seconds: float) -> None:
+        self.audio_seconds.inc(seconds)
+
+    def partial_sent(self, latency_s: float) -> None:
+        self.partial_latency.observe(latency_s)
+
+    def final_sent(self, latency_s: float) -> None:
+        self.final_latency.observe(latency_s)
+
+    def lagged(self) -> None:
+        self.lag_events.inc()
+
+    def session_error(self, code: str) -> None:
+        self.errors.inc(code=code)
+
+    def upgrade_rejected(self, status: int) -> None:
+        self.rejected.inc(status=str(status))
+
     def render(self) -> str:
         return self.registry.render()

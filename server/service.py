@@ -187,7 +187,7 @@ class Service:
             return self._http(url.path)
         refusal = self._refusal(connection, request, url.path, url.query)
         if refusal is not None:
-            self.metrics.rejected.inc(status=str(refusal.status_code))
+            self.metrics.upgrade_rejected(refusal.status_code)
             return refusal
         self._admitted.add(connection)
         return None

@@ -146,7 +146,7 @@ class Session:
         finally:
             self._stop_wait.cancel()
             if self._counted is not None:
-                self.context.metrics.sessions_active.dec(protocol=self._counted)
+                self.context.metrics.session_closed(self._counted)
 
     async def _converse(self) -> None:
         first: Message | None = None
@@ -162,8 +162,7 @@ class Session:
 
     def _count(self, protocol: str) -> None:
         self._counted = protocol
-        self.context.metrics.sessions_total.inc(protocol=protocol)
-        self.context.metrics.sessions_active.inc(protocol=protocol)
+        self.context.metrics.session_opened(protocol)
 
     async def _receive(self) -> Message:
         """The next message; raises on idle timeout and on shutdown."""
@@ -190,7 +189,7 @@ class Session:
 
     async def _fail(self, exc: Exception) -> None:
         spec = error_spec(exc)
-        self.context.metrics.errors.inc(code=spec.code)
+        self.context.metrics.session_error(spec.code)
         if isinstance(exc, ProtocolError | IdleTimeoutError | SessionTooLongError):
             self.log.info("closing %d %s: %s", spec.close, spec.code, exc)
         elif isinstance(exc, AsrError):
@@ -218,7 +217,7 @@ class Session:
     def _peer_closed(self, exc: ConnectionClosed) -> None:
         if exc.sent is not None and exc.sent.code == Close.MESSAGE_TOO_BIG:
             error = MessageTooBigError(self.context.config.max_message_bytes)
-            self.context.metrics.errors.inc(code=error_spec(error).code)
+            self.context.metrics.session_error(error_spec(error).code)
             self.log.info("closed 1009: %s (%s)", error, exc.sent.reason)
             return
         self.log.info("connection closed by the client (%s)", exc.rcvd or "no close frame")
@@ -241,7 +240,7 @@ class Session:
         before = budget.seconds
         data, over = budget.take(data)
         events = await stream.feed_async(data) if data else []
-        self.context.metrics.audio_seconds.inc(budget.seconds - before)
+        self.context.metrics.audio_received(budget.seconds - before)
         return events, over
 
     async def _flush(self, stream: Stream) -> list[Event]:
@@ -255,11 +254,11 @@ class Session:
         metrics = self.context.metrics
         for event in events:
             if isinstance(event, Final):
-                metrics.final_latency.observe(elapsed)
+                metrics.final_sent(elapsed)
             elif isinstance(event, Partial):
-                metrics.partial_latency.observe(elapsed)
+                metrics.partial_sent(elapsed)
             else:
-                metrics.lag_events.inc()
+                metrics.lagged()
 
     # -- protocol v1 ----------------------------------------------------------------------------
 

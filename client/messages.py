@@ -2,28 +2,28 @@
 
 No I/O here: :func:`start_message` builds the JSON text a session opens with and
 :func:`parse_message` turns a server text frame into one of :data:`ServerMessage`, raising
-:class:`ProtocolError` for anything that does not match the protocol (see docs/protocol.md).
+:class:`ServerMessageError` for anything that does not match the protocol (see docs/protocol.md).
+(The server's own ``ProtocolError`` means the opposite: the *client* broke the protocol.)
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
-PROTOCOL_VERSION = 1
-Encoding = Literal["s16le", "f32le"]
+from streamasr.server.wire import ENCODINGS, MAX_CHANNELS, PROTOCOL_VERSION, Encoding
 
 
 class ClientError(Exception):
     """Base of the errors the clients raise."""
 
 
-class ProtocolError(ClientError):
-    """The server sent something protocol v1 does not allow."""
+class ServerMessageError(ClientError):
+    """The server sent something protocol v1 does not allow (the server broke the protocol)."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"protocol error: {detail}")
+        super().__init__(f"bad message from the server: {detail}")
         self.detail = detail
 
 
@@ -58,10 +58,10 @@ class StartSettings:
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
-        if self.encoding not in ("s16le", "f32le"):
-            raise ValueError(f"encoding must be s16le or f32le, got {self.encoding!r}")
-        if self.channels not in (1, 2):
-            raise ValueError(f"channels must be 1 or 2, got {self.channels}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise ValueError(f"channels must be 1 to {MAX_CHANNELS}, got {self.channels}")
 
 
 def start_message(settings: StartSettings) -> str:
@@ -162,13 +162,13 @@ ServerMessage: TypeAlias = Ready | PartialResult | FinalResult | Lagging | End |
 def parse_message(text: str | bytes) -> ServerMessage:
     """One server text frame as a typed message; ``error`` raises :class:`ServerError`."""
     if isinstance(text, bytes):
-        raise ProtocolError("unexpected binary frame from the server")
+        raise ServerMessageError("unexpected binary frame from the server")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProtocolError(f"not JSON: {exc.msg}") from exc
+        raise ServerMessageError(f"not JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
-        raise ProtocolError("message is not a JSON object")
+        raise ServerMessageError("message is not a JSON object")
     kind = data.get("type")
     try:
         if kind == "partial":
@@ -201,9 +201,9 @@ def parse_message(text: str | bytes) -> ServerMessage:
         if kind == "error":
             raise ServerError(str(data.get("code", "unknown")), str(data.get("message", "")))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed {kind} message: {exc!r}") from exc
+        raise ServerMessageError(f"malformed {kind} message: {exc!r}") from exc
     if not isinstance(kind, str):
-        raise ProtocolError("message has no type")
+        raise ServerMessageError("message has no type")
     return Unknown(kind)
 
 

@@ -30,8 +30,8 @@ from .messages import (
     FinalResult,
     Lagging,
     PartialResult,
-    ProtocolError,
     Ready,
+    ServerMessageError,
     StartSettings,
     Unknown,
     parse_message,
@@ -129,7 +129,7 @@ class Session:
                 raise ConnectionLostError.of(exc) from exc
             message = parse_message(frame)
             if isinstance(message, Ready):
-                raise ProtocolError("second ready message")
+                raise ServerMessageError("second ready message")
             if isinstance(message, Unknown):
                 log.debug("ignoring a %r message", message.type)
                 continue
@@ -174,7 +174,7 @@ class Session:
             if isinstance(message, End):
                 return message
             on_result(message)
-        raise ProtocolError("results ended without an end message")  # pragma: no cover
+        raise ServerMessageError("results ended without an end message")  # pragma: no cover
 
 
 @contextlib.asynccontextmanager
@@ -221,5 +221,5 @@ async def _first_message(connection: ClientConnection) -> Ready:
         raise ConnectionLostError.of(exc) from exc
     message = parse_message(frame)
     if not isinstance(message, Ready):
-        raise ProtocolError(f"expected ready, got {type(message).__name__}")
+        raise ServerMessageError(f"expected ready, got {type(message).__name__}")
     return message

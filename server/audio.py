@@ -10,7 +10,6 @@ recording.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import soxr
@@ -18,16 +17,13 @@ from numpy.typing import NDArray
 
 from .errors import AudioDataError, AudioFormatError
 from .manifest import SAMPLE_RATE
-
-Encoding = Literal["s16le", "f32le"]
-"""Little-endian signed 16-bit integers or little-endian 32-bit floats, channels interleaved."""
+from .wire import MAX_CHANNELS, Encoding
 
 AudioFrame = NDArray[np.float32]
 """Mono float samples, nominally in [-1, 1]."""
 
 MIN_RATE = 8_000
 MAX_RATE = 192_000
-MAX_CHANNELS = 2
 RESAMPLE_QUALITY = "HQ"
 """soxr quality preset (the default of both ``soxr.resample`` and ``soxr.ResampleStream``)."""
 

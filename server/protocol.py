@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeAlias, cast
 
-from .audio import MAX_RATE, MIN_RATE, AudioFormat, Encoding
+from .audio import MAX_RATE, MIN_RATE, AudioFormat
 from .errors import (
     AsrError,
     AudioAfterStopError,
@@ -43,8 +43,7 @@ from .errors import (
 )
 from .events import Lagging, Partial, Segment
 from .stream import StreamOptions
-
-PROTOCOL_VERSION: Final = 1
+from .wire import ENCODINGS, PROTOCOL_VERSION, Encoding
 
 JsonObject: TypeAlias = dict[str, Any]
 """A server message before ``json.dumps``."""
@@ -230,7 +229,7 @@ def _parse_start(data: JsonObject) -> StartMessage:
     if "sample_rate" not in data:
         raise InvalidFieldError("sample_rate", "required")
     encoding = data.get("encoding", "s16le")
-    if encoding not in ("s16le", "f32le"):
+    if encoding not in ENCODINGS:
         raise InvalidFieldError("encoding", f"{encoding!r} is not 's16le' or 'f32le'")
     channels = data.get("channels", 1)
     if not _is_int(channels) or channels not in (1, 2):

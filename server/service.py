@@ -29,9 +29,9 @@ from .errors import AsrError
 from .http import StaticFolder
 from .metrics import SIZE_BUCKETS, Counter, Gauge, Histogram, Metric, ServiceMetrics
 from .modelstore import ModelStore
-from .protocol import PROTOCOL_VERSION
 from .runtime import resolve_device
 from .session import Mode, Session, SessionContext
+from .wire import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from streamasr.client.messages import (
     FinalResult,
     Lagging,
     PartialResult,
-    ProtocolError,
+    ServerMessageError,
     Ready,
     ServerError,
     StartSettings,
@@ -89,7 +89,7 @@ def test_error_message_raises() -> None:
     ],
 )
 def test_malformed_messages(text: str | bytes) -> None:
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ServerMessageError):
         parse_message(text)
 
 

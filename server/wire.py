@@ -1,0 +1,19 @@
+"""Constants of protocol v1 that the server and the clients share (see docs/protocol.md).
+
+Plain Python with no imports beyond ``typing``: ``streamasr.client`` imports it without pulling in
+numpy, soxr or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+PROTOCOL_VERSION: Final = 1
+"""The version a ``start`` message may name and ``ready`` reports."""
+
+Encoding = Literal["s16le", "f32le"]
+"""Little-endian signed 16-bit integers or little-endian 32-bit floats, channels interleaved."""
+ENCODINGS: Final[tuple[Encoding, ...]] = ("s16le", "f32le")
+
+MAX_CHANNELS: Final = 2
+"""Interleaved channels a client may send (the server averages them to mono)."""

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from streamasr.server.wire import DEFAULT_PORT, V1_PATH
+
 from .messages import (
     STOP_MESSAGE,
     ClientError,
@@ -40,7 +42,7 @@ from .messages import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "ws://localhost:2700/v1/stream"
+DEFAULT_URL = f"ws://localhost:{DEFAULT_PORT}{V1_PATH}"
 
 Result = PartialResult | FinalResult
 """What a session reports while audio flows."""

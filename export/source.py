@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamasr.server.manifest import SAMPLE_RATE, InputSpec, SourceInfo, Vocabulary
+from streamasr.server.manifest import (
+    FBANK_HOP,
+    FBANK_WINDOW,
+    SAMPLE_RATE,
+    InputSpec,
+    SourceInfo,
+    Vocabulary,
+)
 
 from .aliases import ALIASES, FINE_TUNED_SUGGESTION, PRETRAINED_ONLY
 from .errors import ModelNotFoundError, NoCtcHeadError, UnsupportedModelError
@@ -228,8 +235,8 @@ def _input_spec(family: str, config: Any, extractor: Any) -> InputSpec:
             kind="fbank",
             name="input_features",
             sample_rate=SAMPLE_RATE,
-            frame_stride=160 * stack * extra_stride,
-            receptive_field=400 + 160 * (stack - 1),
+            frame_stride=FBANK_HOP * stack * extra_stride,
+            receptive_field=FBANK_WINDOW + FBANK_HOP * (stack - 1),
             normalize=True,
             attention_mask=attention_mask,
             feature_size=mels * stack,

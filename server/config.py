@@ -18,14 +18,20 @@ from .engine import EngineConfig, default_workers
 from .errors import ServerConfigError, StreamConfigError
 from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
 from .scheduler import SchedulerConfig
-from .stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S, StreamOptions
+from .stream import (
+    DEFAULT_ENDPOINT_MS,
+    DEFAULT_HOP_S,
+    DEFAULT_LEFT_S,
+    DEFAULT_LOOKAHEAD_S,
+    DEFAULT_MAX_SEGMENT_S,
+    StreamOptions,
+)
+from .wire import DEFAULT_PORT
 
 Precision = Literal["auto", "fp32", "fp16", "int8"]
 LogFormat = Literal["text", "json"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV_PREFIX = "ASR_"
-DEFAULT_PORT = 2700
-"""vosk-server's port, so that Vosk clients find us where they look."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ class ServerConfig:
     left_s: float = DEFAULT_LEFT_S
     hop_s: float = DEFAULT_HOP_S
     lookahead_s: float = DEFAULT_LOOKAHEAD_S
-    endpoint_ms: int = 800
-    max_segment_s: float = 30.0
+    endpoint_ms: int = DEFAULT_ENDPOINT_MS
+    max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     threads: int = 1
     """onnxruntime intra-op threads per scheduler worker (0: all cores, one worker)."""
     max_batch: int = 8

@@ -25,15 +25,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
+from .manifest import FBANK_HOP, FBANK_WINDOW, SAMPLE_RATE
+
 FbankArray = NDArray[np.float32]
 """(frames, num_mel_bins * stack_stride) features of one utterance."""
 
-SAMPLE_RATE = 16_000
-"""Input sample rate the frame geometry and the filter bank assume (Hz)."""
-FRAME_LENGTH = 400
-"""Analysis frame length in samples (25 ms)."""
-HOP_LENGTH = 160
-"""Frame shift in samples (10 ms)."""
 FFT_LENGTH = 512
 """FFT size; each frame is zero-padded to it."""
 
@@ -48,9 +44,9 @@ _BLOCK_FRAMES = 128  # frames per FFT block (1.28 s), keeps buffers cache-sized
 
 def num_frames(num_samples: int) -> int:
     """Number of 10 ms analysis frames (before stacking) for ``num_samples`` samples."""
-    if num_samples < FRAME_LENGTH:
+    if num_samples < FBANK_WINDOW:
         return 0
-    return 1 + (num_samples - FRAME_LENGTH) // HOP_LENGTH
+    return 1 + (num_samples - FBANK_WINDOW) // FBANK_HOP
 
 
 def _readonly(array: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -60,9 +56,9 @@ def _readonly(array: NDArray[np.float64]) -> NDArray[np.float64]:
 
 @functools.lru_cache(maxsize=1)
 def _povey_window() -> NDArray[np.float64]:
-    """Symmetric Hann window raised to the power 0.85 (Kaldi's "povey"), shape (FRAME_LENGTH,)."""
-    n = np.arange(FRAME_LENGTH, dtype=np.float64)
-    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (FRAME_LENGTH - 1))
+    """Symmetric Hann window raised to the power 0.85 (Kaldi's "povey"), shape (FBANK_WINDOW,)."""
+    n = np.arange(FBANK_WINDOW, dtype=np.float64)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (FBANK_WINDOW - 1))
     return _readonly(np.power(hann, 0.85))
 
 
@@ -98,21 +94,21 @@ def _log_mel(waveform: NDArray[np.generic], total: int, num_mel_bins: int) -> ND
     """
     scaled = waveform.astype(np.float64)
     scaled *= _INT16_SCALE
-    frames = sliding_window_view(scaled, FRAME_LENGTH)[::HOP_LENGTH][:total]  # a strided view
+    frames = sliding_window_view(scaled, FBANK_WINDOW)[::FBANK_HOP][:total]  # a strided view
     means = frames.mean(axis=1, keepdims=True)
     window = _povey_window()
     filters = _mel_filters(num_mel_bins)
 
     logmel = np.empty((total, num_mel_bins), dtype=np.float64)
     block = min(_BLOCK_FRAMES, total)
-    padded = np.zeros((block, FFT_LENGTH), dtype=np.float64)  # columns >= FRAME_LENGTH stay 0
-    shifted = np.empty((block, FRAME_LENGTH - 1), dtype=np.float64)
+    padded = np.zeros((block, FFT_LENGTH), dtype=np.float64)  # columns >= FBANK_WINDOW stay 0
+    shifted = np.empty((block, FBANK_WINDOW - 1), dtype=np.float64)
     power = np.empty((block, _NUM_FFT_BINS), dtype=np.float64)
     imag_sq = np.empty((block, _NUM_FFT_BINS), dtype=np.float64)
     for start in range(0, total, block):
         stop = min(start + block, total)
         n = stop - start
-        frame = padded[:n, :FRAME_LENGTH]
+        frame = padded[:n, :FBANK_WINDOW]
         np.subtract(frames[start:stop], means[start:stop], out=frame)  # remove DC offset
         np.multiply(frame[:, :-1], _PREEMPHASIS, out=shifted[:n])
         frame[:, 1:] -= shifted[:n]

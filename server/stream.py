@@ -42,6 +42,9 @@ DEFAULT_LEFT_S = 0.32
 DEFAULT_HOP_S = 1.0
 DEFAULT_LOOKAHEAD_S = 0.32
 """Window defaults, chosen from the latency/accuracy curve (see README, "Streaming")."""
+DEFAULT_ENDPOINT_MS = 800
+DEFAULT_MAX_SEGMENT_S = 30.0
+"""Segmentation defaults (``--endpoint-ms``, ``--max-segment-s``)."""
 
 RawAudio = bytes | bytearray | memoryview | NDArray[np.floating]
 """A frame as the client sent it (bytes in the stream's format) or float samples."""
@@ -60,9 +63,9 @@ class StreamOptions:
     """Frames committed per window (0.16 to 4 s): how often partials come."""
     lookahead_s: float = DEFAULT_LOOKAHEAD_S
     """Right context of each window (0 to 2 s): shown as the provisional tail."""
-    endpoint_ms: int = 800
+    endpoint_ms: int = DEFAULT_ENDPOINT_MS
     """Trailing non-speech after speech that ends a segment (100 to 10,000 ms)."""
-    max_segment_s: float = 30.0
+    max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     """Longest segment (2 to 120 s); the cut waits up to 1 s for a word boundary."""
     gate: GateConfig | None = field(default_factory=GateConfig)
     """Energy gate letting silent windows skip inference; None runs every window."""

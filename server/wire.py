@@ -10,6 +10,10 @@ from typing import Final, Literal
 
 PROTOCOL_VERSION: Final = 1
 """The version a ``start`` message may name and ``ready`` reports."""
+V1_PATH: Final = "/v1/stream"
+"""The websocket path of protocol v1."""
+DEFAULT_PORT: Final = 2700
+"""vosk-server's port, so that Vosk clients find us where they look."""
 
 Encoding = Literal["s16le", "f32le"]
 """Little-endian signed 16-bit integers or little-endian 32-bit floats, channels interleaved."""

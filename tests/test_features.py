@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from streamasr.server.features import FRAME_LENGTH, HOP_LENGTH, fbank_features, num_frames
+from streamasr.server.features import fbank_features, num_frames
+from streamasr.server.manifest import FBANK_HOP, FBANK_WINDOW
 
 TOLERANCE = 1e-4
 SPEECH_FILE = Path("speech/dev/human/1089-134686-0000.flac")
@@ -110,7 +111,7 @@ def test_other_geometry_matches_reference() -> None:
     [(560, 2), (719, 2), (720, 3), (16000, 98), (16161, 99), (27200, 168), (160000, 998)],
 )
 def test_frame_count(extractor: Any, length: int, frames: int) -> None:
-    assert num_frames(length) == frames == 1 + (length - FRAME_LENGTH) // HOP_LENGTH
+    assert num_frames(length) == frames == 1 + (length - FBANK_WINDOW) // FBANK_HOP
     samples = noise(length, seed=1)
     ours = fbank_features(samples)
     assert ours.shape == (frames // 2, 160)
@@ -125,7 +126,7 @@ def test_short_input_is_empty(length: int) -> None:
 
 
 def test_single_frame_without_stacking() -> None:
-    samples = noise(FRAME_LENGTH)
+    samples = noise(FBANK_WINDOW)
     assert fbank_features(samples, stack_stride=1).shape == (1, 80)
     # ddof=1 variance of one frame is undefined; the normalised frame is all zeros, not NaN.
     assert not fbank_features(samples, stack_stride=1).any()

@@ -7,6 +7,16 @@ waiting window has waited ``max_wait_ms`` (a deadline wait, no polling). Windows
 shape and never padded: zero padding changes what GroupNorm models (base checkpoints) compute and
 what per-window normalisation sees. The queue is bounded; :meth:`Scheduler.stop` runs what is
 queued, then joins the workers.
+
+Statistics: the workers finish batches concurrently, so the counts are kept under a lock and read
+as a consistent :class:`SchedulerStats` snapshot (:attr:`Scheduler.stats`, the library API).
+Monitoring attaches a :class:`SchedulerObserver` instead of reading the snapshot at scrape time:
+it is told of every finished batch (under the same lock, so the snapshot returned by
+:meth:`Scheduler.add_observer` plus the calls that follow add up to the totals exactly) and of
+every change of the queue's depth (under the queue's lock, so the last value it got is current).
+Pushing events rather than collecting state is what lets the service export these through
+prometheus_client's multiprocess mode, where a scrape reads only what each worker process wrote
+to its files, never another process's objects (a custom collector would see one process only).
 """
 
 from __future__ import annotations
@@ -15,8 +25,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,15 +79,32 @@ class _Request:
     arrival: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class SchedulerStats:
-    """Counters since start (read them under no lock: they are informative)."""
+    """Counts since start, as one consistent snapshot."""
 
     batches: int = 0
+    """Runner calls that returned logits (failed calls are not counted)."""
     windows: int = 0
+    """Windows in those calls."""
     busy_s: float = 0.0
     """Seconds spent inside the runner."""
-    batch_sizes: dict[int, int] = field(default_factory=dict)
+    batch_sizes: Mapping[int, int] = field(default_factory=dict)
+    """Batches by their number of windows."""
+
+
+class SchedulerObserver(Protocol):
+    """Told what the scheduler does, from its worker threads and from :meth:`Scheduler.submit`.
+
+    Calls are made under the scheduler's locks: keep them short and never call back into the
+    scheduler. An exception is logged and otherwise ignored.
+    """
+
+    def batch_finished(self, windows: int, seconds: float) -> None:
+        """A runner call returned logits for ``windows`` windows after ``seconds``."""
+
+    def queue_changed(self, queued: int) -> None:
+        """``queued`` windows wait for inference now."""
 
 
 class Scheduler:
@@ -84,7 +113,9 @@ class Scheduler:
     def __init__(self, runner: Runner, config: SchedulerConfig | None = None) -> None:
         self.runner = runner
         self.config = config or SchedulerConfig()
-        self.stats = SchedulerStats()
+        self._stats_lock = threading.Lock()
+        self._stats = SchedulerStats()
+        self._observers: tuple[SchedulerObserver, ...] = ()
         self._cond = threading.Condition()
         self._groups: OrderedDict[tuple[int, ...], deque[_Request]] = OrderedDict()
         """Waiting requests by input shape; a group's position is that of its oldest request."""
@@ -125,6 +156,26 @@ class Scheduler:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def stats(self) -> SchedulerStats:
+        """The counts so far (a snapshot: it does not change afterwards)."""
+        with self._stats_lock:
+            return self._stats
+
+    def add_observer(self, observer: SchedulerObserver) -> SchedulerStats:
+        """Report every later batch and queue change to ``observer``; returns the counts so far,
+        to which exactly the batches reported afterwards add up."""
+        with self._stats_lock:
+            self._observers = (*self._observers, observer)
+            stats = self._stats
+        with self._cond:
+            _notify(observer.queue_changed, self._queued)
+        return stats
+
+    def remove_observer(self, observer: SchedulerObserver) -> None:
+        with self._stats_lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
     def submit(self, data: ModelInput) -> Future[NDArray[np.float32]]:
         """Queue one window's input; the future gets its (frames, vocab) logits."""
         future: Future[NDArray[np.float32]] = Future()
@@ -139,6 +190,7 @@ class Scheduler:
                 group = self._groups[data.shape] = deque()
             group.append(request)
             self._queued += 1
+            self._queue_changed()
             self._cond.notify()
         return future
 
@@ -181,7 +233,13 @@ class Scheduler:
         else:
             del self._groups[shape]
         self._queued -= len(batch)
+        self._queue_changed()
         return batch
+
+    def _queue_changed(self) -> None:
+        """Tell the observers the queue's depth (the caller holds ``_cond``)."""
+        for observer in self._observers:
+            _notify(observer.queue_changed, self._queued)
 
     def _run(self, batch: list[_Request]) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
@@ -201,11 +259,27 @@ class Scheduler:
             for request in live:
                 request.future.set_exception(error)
             return
-        elapsed = time.perf_counter() - started
-        stats = self.stats
-        stats.batches += 1
-        stats.windows += len(live)
-        stats.busy_s += elapsed
-        stats.batch_sizes[len(live)] = stats.batch_sizes.get(len(live), 0) + 1
+        self._count(len(live), time.perf_counter() - started)
         for request, row in zip(live, logits, strict=True):
             request.future.set_result(row)
+
+    def _count(self, windows: int, seconds: float) -> None:
+        """Add a finished batch to the counts and tell the observers (before the results go
+        out, so a stream that has its logits sees them counted)."""
+        with self._stats_lock:
+            old = self._stats
+            sizes = dict(old.batch_sizes)
+            sizes[windows] = sizes.get(windows, 0) + 1
+            self._stats = SchedulerStats(
+                old.batches + 1, old.windows + windows, old.busy_s + seconds, sizes
+            )
+            for observer in self._observers:
+                _notify(observer.batch_finished, windows, seconds)
+
+
+def _notify(report: Callable[..., None], *args: float) -> None:
+    """Call an observer's method; its failure is logged and must not stop the scheduler."""
+    try:
+        report(*args)
+    except Exception:
+        log.exception("scheduler observer %r failed", report)

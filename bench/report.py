@@ -157,7 +157,8 @@ class Context:
 def fidelity(ctx: Context) -> dict[str, Any]:
     """Offline WER/CER per runtime and streaming WER/agreement per precision."""
     from streamasr.export.evaluate import transcribe_offline
-    from streamasr.server.scoring import cer, wer
+
+    from .scoring import cer, wer
 
     folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     refs = [r for _, r in ctx.tts]

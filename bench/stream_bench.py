@@ -46,9 +46,9 @@ from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import read_audio, stream_array, transcribe
 from streamasr.server.runtime import Device, RuntimeConfig
 from streamasr.server.scheduler import SchedulerConfig
-from streamasr.server.scoring import agreement, cer, wer
 from streamasr.server.stream import StreamOptions
 
+from .scoring import agreement, cer, wer
 from .stream_sim import (
     RATE,
     final_latencies,

@@ -19,7 +19,9 @@ import numpy as np
 import soundfile
 from numpy.typing import NDArray
 
-from .messages import ClientError, Encoding, FinalResult, StartSettings
+from streamasr.server.wire import Encoding
+
+from .messages import ClientError, FinalResult, StartSettings
 from .ws import ConnectOptions, Result, open_session
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,10 @@ from typing import Any, Protocol
 
 from numpy.typing import NDArray
 
+from streamasr.server.wire import Encoding
+
 from .console import LiveView
-from .messages import ClientError, Encoding, End, FinalResult, StartSettings
+from .messages import ClientError, End, FinalResult, StartSettings
 from .ws import ConnectOptions, Session, open_session
 
 log = logging.getLogger(__name__)

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jiwer
 import numpy as np
 from numpy.typing import NDArray
 
 from streamasr.server.ctc import greedy_text
 from streamasr.server.frontend import model_input
 from streamasr.server.manifest import SAMPLE_RATE, InputSpec, Vocabulary
-from streamasr.server.scoring import agreement
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,29 @@ def torch_reference(
     return Reference(logits, texts)
 
 
+def agreement(a: str, b: str) -> float:
+    """Character agreement of two transcripts: 1 - edit distance / longer length (spaces count)."""
+    longest = max(len(a), len(b))
+    if longest == 0:
+        return 1.0
+    chars = jiwer.ReduceToListOfListOfChars()
+    out = jiwer.process_characters(a, b, reference_transform=chars, hypothesis_transform=chars)
+    return 1.0 - (out.substitutions + out.deletions + out.insertions) / longest
+
+
+@dataclass
+class _Comparison:
+    """What running one file on every probe gave, against the reference."""
+
+    worst: float = 0.0
+    """Largest absolute logit difference."""
+    scale: float = 0.0
+    """Largest absolute reference logit."""
+    identical: int = 0
+    refs: list[str] = field(default_factory=list)
+    hyps: list[str] = field(default_factory=list)
+
+
 def validate_file(
     path: Path,
     precision: str,
@@ -159,10 +182,7 @@ def validate_file(
     except Exception as exc:  # onnxruntime raises its own untyped errors
         return _failed(precision, providers[0], started, f"onnxruntime cannot load it: {exc}")
     provider = session.get_providers()[0]
-    worst = scale = 0.0
-    identical = total = 0
-    hyp_all: list[str] = []
-    ref_all: list[str] = []
+    compared = _Comparison()
     for probe in items:
         ref = reference.logits[probe.name]
         (out,) = session.run(None, {spec.name: batch_input(probe.signals, spec)})
@@ -171,17 +191,21 @@ def validate_file(
             return _failed(
                 precision, provider, started, f"{probe.name}: shape {out.shape} != {ref.shape}"
             )
-        worst = max(worst, float(np.max(np.abs(out - ref))) if out.size else 0.0)
-        scale = max(scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
+        compared.worst = max(compared.worst, float(np.max(np.abs(out - ref))) if out.size else 0.0)
+        compared.scale = max(compared.scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
         for row, ref_text in zip(out, reference.texts[probe.name], strict=True):
             text = greedy_text(row, vocab)
-            identical += text == ref_text
-            total += 1
-            hyp_all.append(text)
-            ref_all.append(ref_text)
+            compared.identical += text == ref_text
+            compared.hyps.append(text)
+            compared.refs.append(ref_text)
+    return _judge(precision, provider, started, compared)
+
+
+def _judge(precision: str, provider: str, started: float, compared: _Comparison) -> Report:
     tol = TOLERANCES[precision]
-    rel = worst / max(1.0, scale)
-    agree = agreement(" | ".join(ref_all), " | ".join(hyp_all))
+    worst = compared.worst
+    rel = worst / max(1.0, compared.scale)
+    agree = agreement(" | ".join(compared.refs), " | ".join(compared.hyps))
     problems = []
     if not np.isfinite(worst) or rel > tol.max_abs_rel:
         problems.append(f"max |logit diff| {worst:.4g} = {rel:.3g} of scale > {tol.max_abs_rel}")
@@ -191,11 +215,11 @@ def validate_file(
         precision=precision,
         provider=provider,
         max_abs_diff=worst,
-        reference_scale=scale,
+        reference_scale=compared.scale,
         max_abs_rel=rel,
         agreement=agree,
-        identical_transcripts=identical,
-        transcripts=total,
+        identical_transcripts=compared.identical,
+        transcripts=len(compared.refs),
         seconds=time.perf_counter() - started,
         passed=not problems,
         reason="; ".join(problems),

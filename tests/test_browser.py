@@ -6,7 +6,7 @@ over the DevTools protocol with ``websockets`` as the client. The page opens at
 ``/?token=T&autostart=1``: it captures at the AudioContext's own rate through the AudioWorklet,
 sends f32le to ``/v1/stream`` on its own origin with the token passed on, and shows the finals.
 The first final must agree with the fixture model's offline transcript of the wav to at least
-``MIN_AGREEMENT`` in characters (``server/scoring.agreement`` after ``normalize``): Chromium
+``MIN_AGREEMENT`` in characters (``bench/scoring.agreement`` after ``normalize``): Chromium
 resamples the file to its capture rate, so the audio is close to the file's, not identical.
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.scoring import agreement, normalize
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.scoring import agreement, normalize
 
 from .client_support import padded_wav
 from .service_util import ServerThread, server_config

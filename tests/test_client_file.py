@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from bench.scoring import agreement, normalize
 from streamasr.client.cli import main
 from streamasr.client.file import AudioFileError, FileOptions, FileTranscript, stream_file
 from streamasr.client.messages import ServerError, StartSettings
@@ -27,7 +28,6 @@ from streamasr.client.ws import ConnectError, ConnectOptions, open_session
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.scoring import agreement, normalize
 
 from .client_support import padded_wav, parse_srt, parse_vtt
 from .service_util import ServerThread, server_config

@@ -21,6 +21,7 @@ import pytest
 import soundfile
 from numpy.typing import NDArray
 
+from bench.scoring import agreement, normalize
 from streamasr.client.cli import main
 from streamasr.client.console import CLEAR_LINE, LiveView
 from streamasr.client.messages import FinalResult, PartialResult
@@ -36,7 +37,6 @@ from streamasr.client.ws import ConnectOptions
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.scoring import agreement, normalize
 
 from .client_support import padded_wav
 from .service_util import ServerThread, server_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.scoring import cer, wer
 from streamasr.export.evaluate import transcribe_offline
-from streamasr.server.scoring import cer, wer
 
 
 def test_fixture_onnx_transcripts(

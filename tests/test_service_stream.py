@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.scoring import wer
 from streamasr.server.offline import stream_array, transcribe
-from streamasr.server.scoring import wer
 
 from .service_util import (
     STOP,

@@ -15,6 +15,7 @@ import pytest
 import soundfile
 from numpy.typing import NDArray
 
+from bench.scoring import agreement, wer
 from streamasr.server.audio import AudioFormat
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.errors import AudioDataError, StreamStateError
@@ -22,7 +23,6 @@ from streamasr.server.events import Event, Final, Lagging, Partial, Segment
 from streamasr.server.offline import Transcript, frames, stream_array, transcribe
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.scheduler import SchedulerConfig
-from streamasr.server.scoring import agreement, wer
 from streamasr.server.stream import StreamOptions
 
 log = logging.getLogger(__name__)

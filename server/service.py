@@ -15,7 +15,7 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,14 +24,14 @@ from websockets.http11 import Request, Response
 
 from . import http
 from .config import ServerConfig
+from .constants import PROTOCOL_VERSION
 from .engine import Engine
 from .errors import AsrError
 from .http import StaticFolder
-from .metrics import SIZE_BUCKETS, Counter, Gauge, Histogram, Metric, ServiceMetrics
+from .metrics import ServiceMetrics
 from .modelstore import ModelStore
 from .runtime import resolve_device
 from .session import Mode, Session, SessionContext
-from .wire import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class Service:
     ) -> None:
         self.config = config
         self.metrics = ServiceMetrics()
-        self.metrics.registry.collect(self._engine_metrics)
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
         self.store = ModelStore(config.model, config.models_dir, language=config.language)
@@ -127,6 +126,7 @@ class Service:
             await asyncio.to_thread(engine.close)
             return
         self.engine = engine
+        self.metrics.attach_engine(engine)
         log.info(
             "model ready: %s (%s on %s)",
             engine.manifest.name,
@@ -170,6 +170,7 @@ class Service:
         if self._load_task is not None and not self._load_task.done():
             await asyncio.wait({self._load_task}, timeout=self.config.shutdown_timeout_s)
         if self.engine is not None:
+            self.metrics.detach_engine(self.engine)
             await asyncio.to_thread(self.engine.close)
             self.engine = None
         log.info("server stopped")
@@ -273,34 +274,3 @@ class Service:
         finally:
             del self._sessions[task]
             self._admitted.discard(ws)
-
-    def _engine_metrics(self) -> Iterable[Metric]:
-        loaded = Gauge("asr_model_loaded", "1 once the model is loaded and serving.")
-        loaded.set(1.0 if self.engine is not None else 0.0)
-        yield loaded
-        engine = self.engine
-        if engine is None:
-            return
-        info = Gauge("asr_model_info", "The served model.", ["model", "precision", "provider"])
-        info.set(
-            1.0,
-            model=engine.manifest.name,
-            precision=engine.runner.precision,
-            provider=engine.runner.provider,
-        )
-        yield info
-        stats = engine.scheduler.stats
-        batches = Counter("asr_scheduler_batches_total", "Inference calls (batches) run.")
-        batches.inc(stats.batches)
-        windows = Counter("asr_scheduler_windows_total", "Windows run through the model.")
-        windows.inc(stats.windows)
-        busy = Counter("asr_scheduler_busy_seconds_total", "Seconds spent inside onnxruntime.")
-        busy.inc(stats.busy_s)
-        sizes = Histogram(
-            "asr_scheduler_batch_size", "Windows per inference call.", buckets=SIZE_BUCKETS
-        )
-        for size, count in sorted(dict(stats.batch_sizes).items()):
-            sizes.observe(size, count)
-        queued = Gauge("asr_scheduler_queued", "Windows waiting for inference now.")
-        queued.set(engine.scheduler.queued)
-        yield from (batches, windows, busy, sizes, queued)

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import http.client
 import json
-import re
 import ssl
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
@@ -29,6 +28,9 @@ from websockets.exceptions import ConnectionClosed
 from streamasr.server.config import ServerConfig
 from streamasr.server.engine import Engine
 from streamasr.server.service import Service
+
+# The service tests read /metrics with these.
+from .metrics_util import Samples, metric, parse_exposition  # noqa: F401
 
 T = TypeVar("T")
 Audio = NDArray[np.float32]
@@ -330,43 +332,6 @@ def http_get(
         )
     finally:
         connection.close()
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Prometheus text exposition -> {(sample name, labels): value}; checks TYPE lines."""
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    types: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            if kind not in ("counter", "gauge", "histogram", "summary", "untyped"):
-                raise AssertionError(f"bad TYPE line {line!r}")
-            types[name] = kind
-            continue
-        if line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            raise AssertionError(f"bad sample line {line!r}")
-        name, _, label_text, value = match.groups()
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
-        if name not in types and family not in types:
-            raise AssertionError(f"sample {name} has no TYPE line")
-        labels = frozenset(_LABEL.findall(label_text or ""))
-        samples[(name, labels)] = float(value)
-    return samples
-
-
-def metric(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 # -- text -----------------------------------------------------------------------------------------

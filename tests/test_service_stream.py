@@ -220,7 +220,7 @@ def test_metrics_exposition(server: ServerThread, tts_set: DevSet) -> None:
         after, "asr_partial_latency_seconds_count"
     )
     assert grew("asr_scheduler_windows_total") > 0
-    assert metric(after, "asr_scheduler_batch_size_count") == metric(
+    assert metric(after, "asr_scheduler_batch_size_windows_count") == metric(
         after, "asr_scheduler_batches_total"
     )
     assert metric(after, "asr_model_loaded") == 1

@@ -1,5 +1,5 @@
 """The socket-free parts of the service: v1 messages, the error table, the Vosk dialect, the
-metrics registry and the HTTP answers."""
+metrics' starting values and the HTTP answers (tests/test_metrics.py covers the metrics)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from streamasr.server import errors, http, protocol
 from streamasr.server.decoder import Hypothesis, Word
 from streamasr.server.events import Final, Lagging, Partial, Segment
-from streamasr.server.metrics import Counter, Histogram, Registry, ServiceMetrics
+from streamasr.server.metrics import ServiceMetrics
 from streamasr.server.stream import StreamOptions
 from streamasr.server.vosk import VoskConfig, VoskEof, VoskReplies, parse_vosk_text
 
@@ -176,52 +176,13 @@ def test_vosk_one_reply_per_message() -> None:
 # -- metrics --------------------------------------------------------------------------------------
 
 
-def test_registry_renders_valid_exposition() -> None:
-    registry = Registry()
-    counter = registry.counter("t_total", "A counter.", ["code"])
-    counter.inc(code='quote"back\\slash')
-    counter.inc(2, code="b")
-    gauge = registry.gauge("t_gauge", "A gauge.")
-    gauge.set(3)
-    gauge.dec()
-    hist = registry.histogram("t_seconds", "A histogram.", buckets=[0.1, 1])
-    for value in (0.05, 0.5, 5.0):
-        hist.observe(value)
-    registry.collect(lambda: [Counter("t_extra_total", "Collected.")])
-    samples = parse_exposition(registry.render())
-    assert samples[("t_total", frozenset({("code", "b")}))] == 2
-    assert samples[("t_gauge", frozenset())] == 2
-    assert samples[("t_seconds_bucket", frozenset({("le", "0.1")}))] == 1
-    assert samples[("t_seconds_bucket", frozenset({("le", "1")}))] == 2
-    assert samples[("t_seconds_bucket", frozenset({("le", "+Inf")}))] == 3
-    assert samples[("t_seconds_count", frozenset())] == 3
-    assert samples[("t_seconds_sum", frozenset())] == pytest.approx(5.55)
-    assert ("t_extra_total", frozenset()) in samples
-    assert 'code="quote\\"back\\\\slash"' in registry.render()
-
-
-def test_metric_misuse_is_refused() -> None:
-    registry = Registry()
-    counter = registry.counter("x_total", "X.", ["code"])
-    with pytest.raises(ValueError):
-        counter.inc(-1, code="a")
-    with pytest.raises(ValueError):
-        counter.inc(other="a")
-    with pytest.raises(ValueError):
-        registry.gauge("x_total", "Again.")
-    with pytest.raises(ValueError):
-        Histogram("h", "H.", buckets=[2, 1])
-    with pytest.raises(ValueError):
-        Histogram("h", "H.", labels=["le"])
-    gauge = registry.gauge("g", "A gauge may go below zero, unlike a counter.")
-    gauge.dec(2)
-    assert parse_exposition(registry.render())[("g", frozenset())] == -2
-
-
 def test_service_metrics_start_at_zero() -> None:
     samples = parse_exposition(ServiceMetrics().render())
     assert samples[("asr_sessions_total", frozenset({("protocol", "v1")}))] == 0
+    assert samples[("asr_sessions_active", frozenset({("protocol", "vosk")}))] == 0
     assert samples[("asr_partial_latency_seconds_count", frozenset())] == 0
+    assert samples[("asr_model_loaded", frozenset())] == 0
+    assert samples[("asr_scheduler_batches_total", frozenset())] == 0
 
 
 # -- HTTP -----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile
 from numpy.typing import NDArray
 
-from streamasr.server.wire import Encoding
+from streamasr.server.constants import Encoding
 
 from .messages import ClientError, FinalResult, StartSettings
 from .ws import ConnectOptions, Result, open_session

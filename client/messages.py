@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from streamasr.server.wire import ENCODINGS, MAX_CHANNELS, PROTOCOL_VERSION, Encoding
+from streamasr.server.constants import ENCODINGS, MAX_CHANNELS, PROTOCOL_VERSION, Encoding
 
 
 class ClientError(Exception):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from numpy.typing import NDArray
 
-from streamasr.server.wire import Encoding
+from streamasr.server.constants import Encoding
 
 from .console import LiveView
 from .messages import ClientError, End, FinalResult, StartSettings

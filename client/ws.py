@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from streamasr.server.wire import DEFAULT_PORT, V1_PATH
+from streamasr.server.constants import DEFAULT_PORT, V1_PATH
 
 from .messages import (
     STOP_MESSAGE,

@@ -15,9 +15,9 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
+from .constants import MAX_CHANNELS, Encoding
 from .errors import AudioDataError, AudioFormatError
 from .manifest import SAMPLE_RATE
-from .wire import MAX_CHANNELS, Encoding
 
 AudioFrame = NDArray[np.float32]
 """Mono float samples, nominally in [-1, 1]."""

@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .constants import DEFAULT_PORT
 from .engine import EngineConfig, default_workers
 from .errors import ServerConfigError, StreamConfigError
 from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
@@ -26,7 +27,6 @@ from .stream import (
     DEFAULT_MAX_SEGMENT_S,
     StreamOptions,
 )
-from .wire import DEFAULT_PORT
 
 Precision = Literal["auto", "fp32", "fp16", "int8"]
 LogFormat = Literal["text", "json"]

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .events import Lagging, Partial, Segment
 from .stream import StreamOptions
-from .wire import ENCODINGS, PROTOCOL_VERSION, Encoding
+from .constants import ENCODINGS, PROTOCOL_VERSION, Encoding
 
 JsonObject: TypeAlias = dict[str, Any]
 """A server message before ``json.dumps``."""

@@ -12,6 +12,7 @@ from streamasr.server.manifest import PRECISIONS
 from .aliases import format_table
 from .errors import ExportError, ValidationFailedError
 from .pipeline import ExportConfig, ExportResult, run_export
+from .triton_repository import TritonOptions, cli_step, is_export_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--triton-repository",
+        type=Path,
+        metavar="DIR",
+        help="also write a Triton model repository (one model per precision) into DIR; MODEL "
+        "may then be an export folder with manifest.json, used as it is",
+    )
+    parser.add_argument(
+        "--triton-tensorrt",
+        action="store_true",
+        help="with --triton-repository: add the TensorRT accelerator (FP16) to the GPU model",
+    )
     return parser
 
 
@@ -55,10 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("transformers", "optimum", "torch", "onnxruntime"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    precisions = tuple(dict.fromkeys(args.precision))
+    triton = TritonOptions(tensorrt=args.triton_tensorrt)
+    if args.triton_repository is not None and is_export_folder(Path(args.model)):
+        return cli_step(Path(args.model), args.triton_repository, precisions, triton)
     config = ExportConfig(
         model=args.model,
         out_root=args.out,
-        precisions=tuple(dict.fromkeys(args.precision)),
+        precisions=precisions,
         language=args.language,
         force=args.force,
     )
@@ -71,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"asr-export: error: {exc}\n")
         return 1
     print(summary(result))
+    if args.triton_repository is not None:
+        return cli_step(result.folder, args.triton_repository, precisions, triton)
     return 0
 
 

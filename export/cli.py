@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamasr.server.manifest import PRECISIONS
 
 from .aliases import format_table
 from .errors import ExportError, ValidationFailedError
-from .pipeline import ExportConfig, ExportResult, run_export
+from .source import resolve
 from .triton_repository import TritonOptions, cli_step, is_export_folder
+
+if TYPE_CHECKING:
+    from .pipeline import ExportResult
+
+LIBRARY_LOGGERS = ("transformers", "optimum", "torch", "onnxruntime", "onnx")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="redo precisions that are already exported"
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="level of asr-export's own progress lines (default: INFO)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' log lines (transformers, optimum, the quantizer)",
+    )
+    parser.add_argument(
+        "--print-name",
+        action="store_true",
+        help="print the folder name MODEL would be exported to (under --out) and exit; loads "
+        "nothing (asr-server uses it to find a cached export)",
     )
     parser.add_argument(
         "--triton-repository",
@@ -65,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.model:
         build_parser().error("MODEL is required (or --list)")
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    for noisy in ("transformers", "optimum", "torch", "onnxruntime"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.print_name:
+        return print_name(args.model, args.language)
+    configure_logging(args.log_level, verbose=args.verbose)
+    from .pipeline import ExportConfig, run_export  # torch and onnx behind it
+
     precisions = tuple(dict.fromkeys(args.precision))
     triton = TritonOptions(tensorrt=args.triton_tensorrt)
     if args.triton_repository is not None and is_export_folder(Path(args.model)):
@@ -91,6 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.triton_repository is not None:
         return cli_step(result.folder, args.triton_repository, precisions, triton)
     return 0
+
+
+def print_name(model: str, language: str | None) -> int:
+    """``--print-name``: the export folder's name, or the reason MODEL cannot be exported."""
+    try:
+        name = resolve(model, language)[1]
+    except ExportError as exc:
+        sys.stderr.write(f"asr-export: error: {exc}\n")
+        return 1
+    print(name)
+    return 0
+
+
+def configure_logging(level: str, *, verbose: bool) -> None:
+    """asr-export's own lines at ``level``, one per step; the libraries' lines only when
+    ``verbose`` (else only their errors: the quantizer alone logs hundreds of INFO lines)."""
+    if verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info")  # transformers and optimum
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    else:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        logging.basicConfig(level=logging.ERROR, format="%(message)s")
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("streamasr").setLevel(level)
 
 
 def summary(result: ExportResult) -> str:

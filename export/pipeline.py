@@ -66,7 +66,7 @@ class ExportResult:
 
 
 class Steps:
-    """Numbered progress lines with timings, through logging."""
+    """One numbered progress line per step, logged when it ends, with its time and figures."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -74,14 +74,17 @@ class Steps:
         self.timings: dict[str, float] = {}
 
     @contextmanager
-    def step(self, name: str) -> Iterator[None]:
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Time the step; what the caller appends to the yielded list ends its line."""
         self.done += 1
-        log.info("[%d/%d] %s ...", self.done, self.total, name)
+        log.debug("[%d/%d] %s ...", self.done, self.total, name)
+        notes: list[str] = []
         started = time.perf_counter()
-        yield
+        yield notes
         elapsed = time.perf_counter() - started
         self.timings[name] = elapsed
-        log.info("[%d/%d] %s: done in %.1f s", self.done, self.total, name, elapsed)
+        figures = "".join(f", {note}" for note in notes)
+        log.info("[%d/%d] %s: %.1f s%s", self.done, self.total, name, elapsed, figures)
 
 
 def run_export(config: ExportConfig) -> ExportResult:
@@ -148,28 +151,15 @@ def _build(
     if not fp32.exists():
         with steps.step("exporting fp32"):
             convert.fp32_file(checkpoint, fp32)
-    produce = {"fp16": convert.fp16_file, "int8": convert.int8_file}
-    reports: dict[str, validate.Report] = {}
-    for precision in todo:
-        path = work / f"model.{precision}.onnx"
-        if precision in produce:
-            with steps.step(f"converting to {precision}"):
-                produce[precision](fp32, path)
-        with steps.step(f"validating {precision}"):
-            report = validate.validate_file(
-                path,
-                precision,
-                spec=checkpoint.input,
-                vocab=checkpoint.vocabulary,
-                reference=reference,
-                items=items,
-                providers=_providers(precision),
-            )
-        reports[precision] = report
+    reports = {
+        precision: _convert_and_validate(
+            checkpoint, precision, work=work, reference=reference, items=items, steps=steps
+        )
+        for precision in todo
+    }
+    for precision, report in reports.items():
         if report.passed:
-            entries[precision] = _entry(path, precision, report)
-        else:
-            log.error("%s failed validation: %s", precision, report.reason)
+            entries[precision] = _entry(work / f"model.{precision}.onnx", precision, report)
     # Failed files are removed only now: fp16 and int8 are converted from fp32 even
     # when fp32 itself failed its check.
     for precision in [*todo, "fp32"]:
@@ -188,6 +178,39 @@ def _build(
     if failures:
         raise ValidationFailedError(failures)
     return result
+
+
+def _convert_and_validate(
+    checkpoint: Checkpoint,
+    precision: str,
+    *,
+    work: Path,
+    reference: validate.Reference,
+    items: list[validate.Probe],
+    steps: Steps,
+) -> validate.Report:
+    """Make ``model.PRECISION.onnx`` from the fp32 file (fp32 itself is there) and judge it."""
+    path = work / f"model.{precision}.onnx"
+    produce = {"fp16": convert.fp16_file, "int8": convert.int8_file}
+    if precision in produce:
+        with steps.step(f"converting to {precision}"):
+            produce[precision](work / "model.fp32.onnx", path)
+    with steps.step(f"validating {precision}") as notes:
+        report = validate.validate_file(
+            path,
+            precision,
+            spec=checkpoint.input,
+            vocab=checkpoint.vocabulary,
+            reference=reference,
+            items=items,
+            providers=_providers(precision),
+        )
+        notes.append(
+            f"max|dlogit| {report.max_abs_diff:.3g}, agreement {report.agreement:.3f}, "
+            f"{report.identical_transcripts}/{report.transcripts} transcripts as PyTorch"
+        )
+        notes.append("passed" if report.passed else f"FAILED: {report.reason}")
+    return report
 
 
 def _providers(precision: str) -> list[str]:

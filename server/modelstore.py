@@ -2,8 +2,9 @@
 
 ``--model`` is either an ``asr-export`` output folder (it has ``manifest.json``) or anything
 ``asr-export`` accepts: an alias, a Hugging Face id or a ``save_pretrained`` folder. The latter is
-exported into ``models_dir/NAME`` (NAME as ``asr-export`` names it) by running the export CLI in
-a subprocess, so that the server process never imports torch; the next start finds it there.
+exported into ``models_dir/NAME`` by running the export CLI in a subprocess; the next start finds
+it there. NAME comes from ``asr-export MODEL --print-name``, a subprocess too: the server never
+imports the ``export`` wing (nor torch behind it), and the manifest is the only contract.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 TAIL_LINES = 20
 """Lines of the export's output quoted when it fails."""
+NAME_TIMEOUT_S = 120.0
+"""Longest ``asr-export --print-name`` may take (it loads nothing; a cold start is slow)."""
+_ERROR_PREFIX = "asr-export: error: "
 _PROGRESS = re.compile(r"\[\d+/\d+\]|->| written$| kept$|error")
 """Export output worth an INFO line (steps, result table); the rest goes to DEBUG."""
 
@@ -32,15 +36,31 @@ def is_export_folder(path: Path) -> bool:
     return (path / MANIFEST_NAME).is_file()
 
 
+def export_command(model: str, language: str | None = None) -> list[str]:
+    """``asr-export MODEL`` (with ``--language``) as this interpreter runs it."""
+    command = [sys.executable, "-m", "streamasr.export.cli", model]
+    return [*command, "--language", language] if language else command
+
+
 def export_name(model: str, language: str | None) -> str:
     """The folder name ``asr-export`` gives MODEL (raises ModelStoreError when it refuses)."""
-    from streamasr.export.errors import ExportError  # plain modules: no torch behind them
-    from streamasr.export.source import resolve
-
     try:
-        return resolve(model, language)[1]
-    except ExportError as exc:
-        raise ModelStoreError(model, str(exc)) from None
+        done = subprocess.run(
+            [*export_command(model, language), "--print-name"],
+            capture_output=True,
+            text=True,
+            timeout=NAME_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelStoreError(model, f"asr-export --print-name did not answer: {exc}") from None
+    name = done.stdout.strip()
+    if done.returncode == 0 and name:
+        return name
+    lines = done.stderr.strip().splitlines()
+    errors = [line.removeprefix(_ERROR_PREFIX) for line in lines if line.startswith(_ERROR_PREFIX)]
+    detail = errors[-1] if errors else "\n".join(lines[-TAIL_LINES:]) or "no output"
+    raise ModelStoreError(model, detail)
 
 
 def wanted_precision(precision: str | None, device: str) -> str:
@@ -90,11 +110,8 @@ class ModelStore:
         return folder
 
     def command(self, precision: str) -> list[str]:
-        cmd = [sys.executable, "-m", "streamasr.export.cli", self.model]
-        cmd += ["--out", str(self.models_dir), "--precision", precision]
-        if self.language:
-            cmd += ["--language", self.language]
-        return cmd
+        command = export_command(self.model, self.language)
+        return [*command, "--out", str(self.models_dir), "--precision", precision]
 
     def _export(self, precision: str) -> None:
         tail: deque[str] = deque(maxlen=TAIL_LINES)

@@ -34,6 +34,7 @@ from .service_util import (
     read_mono,
     start_text,
 )
+from .timeouts import timeout
 
 LISTENING = re.compile(r"listening on (wss?)://([^\s:]+|\[[^\]]+\]):(\d+)")
 
@@ -72,14 +73,14 @@ class ServerProcess:
                 self._listening.set()
         self._listening.set()
 
-    def wait_listening(self, timeout: float = 60) -> int:
-        if not self._listening.wait(timeout) or self.port is None:
+    def wait_listening(self, seconds: float = 60) -> int:
+        if not self._listening.wait(timeout(seconds)) or self.port is None:
             raise AssertionError("no 'listening on' line:\n" + "\n".join(self.lines))
         return self.port
 
-    def wait_ready(self, timeout: float = 60) -> int:
-        port = self.wait_listening(timeout)
-        deadline = time.monotonic() + timeout
+    def wait_ready(self, seconds: float = 60) -> int:
+        port = self.wait_listening(seconds)
+        deadline = time.monotonic() + timeout(seconds)
         while time.monotonic() < deadline:
             if http_get(port, "/healthz").status == 200:
                 return port
@@ -89,8 +90,8 @@ class ServerProcess:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()
-        code = self.process.wait(60)
-        self._reader.join(10)
+        code = self.process.wait(timeout(60))
+        self._reader.join(timeout(10))
         return code
 
 
@@ -105,7 +106,7 @@ def server_process(fixture_export: Path) -> Iterator[ServerProcess]:
     finally:
         if process.process.poll() is None:
             process.process.kill()
-            process.process.wait(30)
+            process.process.wait(timeout(30))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -152,8 +153,8 @@ def test_json_logs_and_a_bad_model_exit_1(tmp_path: Path) -> None:
     process = ServerProcess(
         ["--model", str(tmp_path / "missing"), "--port", "0", "--log-format", "json"]
     )
-    code = process.process.wait(120)
-    process._reader.join(10)
+    code = process.process.wait(timeout(120))
+    process._reader.join(timeout(10))
     assert code == 1, process.lines
     records = [json.loads(line) for line in process.lines]
     assert any(LISTENING.search(r["message"]) for r in records)
@@ -166,26 +167,54 @@ def test_bad_setting_exits_2() -> None:
         check=False,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout(120),
     )
     assert result.returncode == 2
     assert "--port=70000" in result.stderr
 
 
-def test_serving_side_never_imports_torch() -> None:
-    code = (
-        "import sys\n"
-        "import streamasr.server.cli, streamasr.server.service\n"
-        "from streamasr.server.modelstore import export_name\n"
-        "export_name('base', None)\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
-        "'optimum'})\n"
-        "print(','.join(heavy))\n"
-    )
+def imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    code += "\nimport sys\nprint('\\n'.join(sorted(sys.modules)))\n"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout(120),
+        check=True,
     )
-    assert result.stdout.strip() == ""
+    return set(result.stdout.split())
+
+
+SERVING = (
+    "import importlib, pkgutil\n"
+    "import streamasr.server\n"
+    "for info in pkgutil.iter_modules(streamasr.server.__path__, 'streamasr.server.'):\n"
+    "    try:\n"
+    "        importlib.import_module(info.name)\n"
+    "    except ImportError as exc:  # an optional extra (Triton) that is not installed\n"
+    "        assert not (exc.name or '').startswith('streamasr'), exc\n"
+    "from streamasr.server.modelstore import export_name\n"
+    "assert export_name('base', None) == 'base'\n"
+)
+"""Every module of the serving wing, and resolving an alias as ``--model base`` does."""
+
+
+def test_serving_side_never_imports_torch() -> None:
+    heavy = {m.split(".")[0] for m in imported_after(SERVING)}
+    assert heavy.isdisjoint({"torch", "transformers", "optimum"})
+
+
+def test_serving_side_never_imports_the_export_wing() -> None:
+    """The manifest is the only contract: ``asr-export`` runs as a subprocess."""
+    assert not {m for m in imported_after(SERVING) if m.startswith("streamasr.export")}
+
+
+def test_clients_import_no_inference_stack() -> None:
+    """The clients share the wire constants, not the server's numpy/soxr/onnxruntime."""
+    code = "import streamasr.client.cli, streamasr.client.ws, streamasr.client.messages"
+    heavy = {m.split(".")[0] for m in imported_after(code)}
+    assert heavy.isdisjoint({"onnxruntime", "soxr", "numpy", "torch"})
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .audio import AudioFormat
 from .manifest import Manifest, read_manifest
 from .runtime import CPU, Runner, RuntimeConfig, load_runner
 from .scheduler import Scheduler, SchedulerConfig
-from .stream import Stream, StreamOptions, make_stream
+from .stream import Clock, Stream, StreamOptions, make_stream
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,19 @@ class Engine:
         self.scheduler.start()
 
     def stream(
-        self, fmt: AudioFormat | None = None, options: StreamOptions | None = None
+        self,
+        fmt: AudioFormat | None = None,
+        options: StreamOptions | None = None,
+        *,
+        clock: Clock = time.monotonic,
     ) -> Stream:
-        """A new streaming recognition stream."""
+        """A new streaming recognition stream; ``clock`` measures its lag (tests fake it)."""
         return make_stream(
-            self.manifest, self.scheduler, fmt or AudioFormat(), options or StreamOptions()
+            self.manifest,
+            self.scheduler,
+            fmt or AudioFormat(),
+            options or StreamOptions(),
+            clock=clock,
         )
 
     def offline_stream(

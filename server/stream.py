@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +48,8 @@ DEFAULT_MAX_SEGMENT_S = 30.0
 
 RawAudio = bytes | bytearray | memoryview | NDArray[np.floating]
 """A frame as the client sent it (bytes in the stream's format) or float samples."""
+Clock = Callable[[], float]
+"""Seconds on a monotonic clock; streams measure their lag with it (tests pass a fake one)."""
 
 _BLANK_MARGIN = 30.0
 """Logit margin of the blank in frames the gate skipped (softmax probability ~1)."""
@@ -134,6 +136,7 @@ class Stream:
         options: StreamOptions,
         windower: Windower,
         decoder: CtcDecoder,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.manifest = manifest
         self.options = options
@@ -162,6 +165,7 @@ class Stream:
         self._segment_start = 0
         self._segment_index = 0
         self._last_partial: Hypothesis | None = None
+        self._clock = clock
         self._started: float | None = None
         self._lagging = False
         self._finished = False
@@ -239,7 +243,7 @@ class Stream:
 
     def _start_feed(self) -> list[Event]:
         self._check_usable()
-        now = time.monotonic()
+        now = self._clock()
         if self._started is None:
             self._started = now
         lag = now - self._started - self._intake.received_seconds
@@ -334,8 +338,10 @@ def make_stream(
     options: StreamOptions,
     *,
     offline: bool = False,
+    clock: Clock = time.monotonic,
 ) -> Stream:
-    """A streaming stream, or with ``offline`` the whole-utterance reference on the same path."""
+    """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
+    ``clock`` is what its lag (audio received against time passed) is measured with."""
     spec = manifest.input
     windower: Windower
     if offline:
@@ -344,4 +350,12 @@ def make_stream(
     else:
         windower = SlidingWindower(options.plan(manifest), spec, manifest.name)
     decoder = GreedyCtcDecoder(manifest.vocabulary, spec.frame_stride / spec.sample_rate)
-    return Stream(manifest, scheduler, fmt=fmt, options=options, windower=windower, decoder=decoder)
+    return Stream(
+        manifest,
+        scheduler,
+        fmt=fmt,
+        options=options,
+        windower=windower,
+        decoder=decoder,
+        clock=clock,
+    )

@@ -14,6 +14,8 @@ from bench import service_bench
 from bench.proc import read_usage
 from bench.service_bench import ClientRun, audio_extent, held, level_sequence
 
+from .timeouts import timeout
+
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("## Machine", "## Fidelity", "## Latency / accuracy", "## Offline speed", "## Capacity")
 PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png")
@@ -24,7 +26,7 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
     command = [sys.executable, "-m", "bench", "report", "--smoke", "--out", str(out)]
     command += ["--shared", str(shared_dir), "--work", str(tmp_path / "work")]
     done = subprocess.run(
-        command, check=False, cwd=REPO, capture_output=True, text=True, timeout=600
+        command, check=False, cwd=REPO, capture_output=True, text=True, timeout=timeout(600)
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

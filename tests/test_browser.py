@@ -34,13 +34,14 @@ from streamasr.server.runtime import RuntimeConfig
 
 from .client_support import padded_wav
 from .service_util import ServerThread, server_config
+from .timeouts import timeout
 from .tools import missing
 
 log = logging.getLogger(__name__)
 
 MIN_AGREEMENT = 0.8
 TOKEN = "browser-token"
-FINAL_TIMEOUT_S = 30.0
+FINAL_TIMEOUT_S = timeout(30.0)
 
 
 def find_chromium() -> str | None:
@@ -135,7 +136,7 @@ async def launch(chromium: str, wav: Path, profile: Path, tls: bool) -> AsyncIte
     process = subprocess.Popen([*args, "about:blank"], stdout=log, stderr=subprocess.STDOUT)
     try:
         port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout(20)
         while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("Chromium did not start its DevTools endpoint")
@@ -146,7 +147,7 @@ async def launch(chromium: str, wav: Path, profile: Path, tls: bool) -> AsyncIte
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout(10))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -190,13 +191,13 @@ async def transcribe_in_browser(
             await asyncio.sleep(0.2)
         first_final = seen[-1]["finals"]
         await devtools.evaluate(session, 'document.getElementById("toggle").click()')
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout(15)
         while seen[-1]["state"] != "idle" and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             seen.append(json.loads(await devtools.evaluate(session, PAGE_STATE)))
         wrong = page_url.replace(f"token={TOKEN}", "token=wrong")
         await devtools.call("Page.navigate", {"url": wrong}, session=session)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout(15)
         refused: dict[str, str] = {}
         while refused.get("state") != "error" and time.monotonic() < deadline:
             await asyncio.sleep(0.2)

@@ -31,6 +31,7 @@ from streamasr.server.runtime import RuntimeConfig
 
 from .client_support import padded_wav, parse_srt, parse_vtt
 from .service_util import ServerThread, server_config
+from .timeouts import timeout
 
 MIN_AGREEMENT = 0.8
 """Streamed vs offline character agreement per file (short files differ by a letter or two)."""
@@ -187,7 +188,7 @@ def test_errors(server: ServerThread, inputs: list[Path], tmp_path: Path) -> Non
         asyncio.run(stream_file(not_audio, connect))
     assert main(["file", str(not_audio), "--url", server.ws_url()]) == 2
 
-    closed = ConnectOptions(url="ws://127.0.0.1:9/v1/stream", open_timeout=2)
+    closed = ConnectOptions(url="ws://127.0.0.1:9/v1/stream", open_timeout=timeout(2))
     with pytest.raises(ConnectError):
         asyncio.run(stream_file(inputs[0], closed))
 

@@ -33,6 +33,7 @@ from .service_util import (
     stream_healthy,
     stream_v1,
 )
+from .timeouts import timeout
 
 TOKEN = "s3cret-token"
 GOOD_ORIGIN = "http://good.example"
@@ -71,7 +72,7 @@ def reference(server: ServerThread, speech: Audio) -> list[dict[str, Any]]:
 
 async def refused(url: str, headers: dict[str, str] | None = None) -> InvalidStatus:
     try:
-        async with connect(url, additional_headers=headers, open_timeout=30):
+        async with connect(url, additional_headers=headers, open_timeout=timeout(30)):
             pass
     except InvalidStatus as exc:
         return exc
@@ -176,7 +177,7 @@ def test_503_until_the_model_is_loaded(fixture_export: Path) -> None:
     config = server_config(fixture_export)
 
     def slow_loader() -> Engine:
-        gate.wait(60)
+        gate.wait(timeout(60))
         return Engine(fixture_export, config.engine_config())
 
     server = ServerThread(config, loader=slow_loader).start(wait_loaded=False)

@@ -6,7 +6,6 @@ import asyncio
 import difflib
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,14 +248,31 @@ def test_bad_input_and_misuse(engine: Engine) -> None:
         stream.finish()
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_lagging_is_reported(engine: Engine) -> None:
-    stream = engine.stream(AudioFormat("s16le"), StreamOptions(lag_report_s=0.1))
-    assert stream.feed(b"\x00\x00" * 16) == []
-    time.sleep(0.3)  # a client that sent 1 ms of audio in 300 ms is behind
-    events = stream.feed(b"\x00\x00" * 16)
-    assert len(events) == 1 and isinstance(events[0], Lagging) and events[0].lag_s > 0.1
+    clock = FakeClock()
+    stream = engine.stream(AudioFormat("s16le"), StreamOptions(lag_report_s=2.0), clock=clock)
+    second = b"\x00\x00" * 16_000
+    assert stream.feed(second) == []
+    clock.now += 1.0
+    assert stream.feed(second) == []  # 1 s of audio in 1 s: on time
+    clock.now += 4.0  # a network stall: 2 s of audio after 5 s
+    events = stream.feed(second)
+    assert events == [Lagging(3.0)]
     assert stream.lagging
-    assert stream.feed(b"\x00\x00" * 16) == []  # reported once per episode
+    clock.now += 0.5
+    assert stream.feed(second) == []  # 2.5 s behind: reported once per episode
+    assert stream.feed(second) == [] and stream.lagging  # 1.5 s behind: still lagging
+    assert stream.feed(second) == [] and not stream.lagging  # 0.5 s: under half the threshold
 
 
 def test_engine_close_leaves_no_threads(fixture_export: Path) -> None:

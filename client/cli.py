@@ -33,7 +33,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
+from streamasr.server.constants import ENCODINGS
 from streamasr.server.errors import AsrError
+from streamasr.server.manifest import PRECISIONS
 
 from .captions import FORMATS, CaptionFormat, render
 from .console import LiveView
@@ -58,9 +60,7 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--insecure", action="store_true", help="wss: accept self-signed certificates"
     )
-    group.add_argument(
-        "--encoding", choices=["s16le", "f32le"], default="s16le", help="sample format sent"
-    )
+    group.add_argument("--encoding", choices=ENCODINGS, default="s16le", help="sample format sent")
     group.add_argument(
         "--endpoint-ms",
         type=int,
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("files", nargs="+", type=Path, help="audio files (any rate, mono/stereo)")
     local.add_argument("--model", type=Path, required=True, help="an asr-export output folder")
     local.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    local.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None)
+    local.add_argument("--precision", choices=PRECISIONS, default=None)
     local.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     local.add_argument("--stream", action="store_true", help="decode through the streaming path")
     local.add_argument("--json", action="store_true", help="segments and words as JSON lines")

@@ -8,6 +8,27 @@ documented close code (see ``docs/protocol.md``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
+
+ECHO_CHARS: Final = 200
+"""The most characters of a client's value an error message quotes (see :func:`echo`)."""
+_ECHO_INT_BITS: Final = 1024
+"""Integers wider than this are described, not printed (``repr`` of a huge int is slow and
+raises past Python's digit limit)."""
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters.
+
+    Every error that quotes a value a client sent goes through here, so a 1 MB string field
+    reaches neither the client nor the log beyond the bound.
+    """
+    if isinstance(value, int) and value.bit_length() > _ECHO_INT_BITS:
+        return f"<an integer of {value.bit_length()} bits>"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} characters)"
 
 
 class AsrError(Exception):
@@ -32,7 +53,7 @@ class ModelFileError(AsrError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class AudioFormatError(AsrError):
+class AudioFormatError(AsrError, ValueError):
     """A stream's declared audio format is not one the intake accepts."""
 
     def __init__(self, problem: str) -> None:
@@ -40,7 +61,7 @@ class AudioFormatError(AsrError):
         super().__init__(f"unsupported audio format: {problem}")
 
 
-class AudioDataError(AsrError):
+class AudioDataError(AsrError, ValueError):
     """A frame of audio cannot be decoded as the declared format."""
 
     def __init__(self, problem: str) -> None:
@@ -48,13 +69,13 @@ class AudioDataError(AsrError):
         super().__init__(f"bad audio data: {problem}")
 
 
-class StreamConfigError(AsrError):
+class StreamConfigError(AsrError, ValueError):
     """A stream or engine option is outside its allowed range."""
 
     def __init__(self, option: str, value: object, allowed: str) -> None:
         self.option = option
         self.value = value
-        super().__init__(f"{option}={value!r} is not allowed ({allowed})")
+        super().__init__(f"{option}={echo(value)} is not allowed ({allowed})")
 
 
 class StreamStateError(AsrError):
@@ -105,6 +126,15 @@ class InferenceError(AsrError):
         super().__init__(f"inference failed: {problem}")
 
 
+class InferenceUnavailableError(InferenceError):
+    """The remote inference pool (Triton) cannot be reached or gave no reply in time: the
+    window is lost, try again later."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        super().__init__(f"the inference pool at {url} is unavailable: {problem}")
+
+
 # -- the websocket service ---------------------------------------------------------------------
 # Each class below maps to one error code string and one websocket close code through the table
 # in ``protocol.py`` (``ERROR_TABLE``); docs/protocol.md lists them.
@@ -114,7 +144,7 @@ class ProtocolError(AsrError):
     """A client broke protocol v1 (or the Vosk dialect): the session ends with an error."""
 
 
-class InvalidJsonError(ProtocolError):
+class InvalidJsonError(ProtocolError, ValueError):
     """A text message is not a JSON object (or holds NaN/Infinity)."""
 
     def __init__(self, problem: str) -> None:
@@ -127,24 +157,25 @@ class UnknownMessageError(ProtocolError):
 
     def __init__(self, kind: object) -> None:
         self.kind = kind
-        super().__init__(f"unknown message type {kind!r}")
+        super().__init__(f"unknown message type {echo(kind)}")
 
 
-class InvalidFieldError(ProtocolError):
+class InvalidFieldError(ProtocolError, ValueError):
     """A field of a message is missing, unknown, of the wrong type or out of range."""
 
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         self.problem = problem
-        super().__init__(f"field {name!r}: {problem}")
+        super().__init__(f"field {echo(name)}: {problem}")
 
 
-class UnsupportedRateError(ProtocolError):
+class UnsupportedRateError(ProtocolError, ValueError):
     """The declared sample rate is outside what the intake resamples."""
 
     def __init__(self, rate: object, low: int, high: int) -> None:
         self.rate = rate
-        super().__init__(f"sample rate {rate!r} Hz is not supported (allowed: {low} to {high} Hz)")
+        allowed = f"allowed: {low} to {high} Hz"
+        super().__init__(f"sample rate {echo(rate)} Hz is not supported ({allowed})")
 
 
 class AudioBeforeStartError(ProtocolError):
@@ -182,7 +213,7 @@ class MessageAfterStopError(ProtocolError):
         super().__init__("text message after the stop message")
 
 
-class EmptyFrameError(ProtocolError):
+class EmptyFrameError(ProtocolError, ValueError):
     """A binary frame of zero bytes."""
 
     def __init__(self) -> None:
@@ -213,6 +244,15 @@ class SessionTooLongError(AsrError):
         super().__init__(f"the session passed {seconds:g} s of audio (the server's limit)")
 
 
+class TooSlowError(AsrError):
+    """The client delivered less than the minimum audio in a window of wall time."""
+
+    def __init__(self, audio_s: float, window_s: float) -> None:
+        self.audio_s = audio_s
+        self.window_s = window_s
+        super().__init__(f"less than {audio_s:g} s of audio in {window_s:g} s")
+
+
 class ServerShuttingDownError(AsrError):
     """The server is stopping: what was received is flushed, then the session ends."""
 
@@ -220,14 +260,14 @@ class ServerShuttingDownError(AsrError):
         super().__init__("the server is shutting down")
 
 
-class ServerConfigError(AsrError):
+class ServerConfigError(AsrError, ValueError):
     """An ``asr-server`` flag or ``ASR_*`` variable has a value the server cannot use."""
 
     def __init__(self, option: str, value: object, problem: str) -> None:
         self.option = option
         self.value = value
         self.problem = problem
-        super().__init__(f"{option}={value!r}: {problem}")
+        super().__init__(f"{option}={echo(value)}: {problem}")
 
 
 class ModelStoreError(AsrError):

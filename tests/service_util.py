@@ -31,6 +31,7 @@ from streamasr.server.service import Service
 
 # The service tests read /metrics with these.
 from .metrics_util import Samples, metric, parse_exposition  # noqa: F401
+from .timeouts import timeout
 
 T = TypeVar("T")
 Audio = NDArray[np.float32]
@@ -71,16 +72,16 @@ class ServerThread:
         await service.start()
         return service
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], seconds: float = 120.0) -> T:
         """Run a coroutine on the server's loop and wait for its result."""
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
+        return future.result(timeout(seconds))
 
     def stop(self) -> None:
         if self.service is not None:
             self.call(self.service.shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
+        self._thread.join(timeout(30))
         self._loop.close()
 
     @property
@@ -198,7 +199,7 @@ async def converse(
         **tls,
         max_size=2**24,
         compression=None,
-        open_timeout=30,
+        open_timeout=timeout(30),
     ) as ws:
         reader = asyncio.create_task(_read_all(ws, outcome))
         if connected is not None:
@@ -211,7 +212,7 @@ async def converse(
                 await ws.send(message)
                 if pace_s:
                     await asyncio.sleep(pace_s)
-        await asyncio.wait_for(reader, 60)
+        await asyncio.wait_for(reader, timeout(60))
         outcome.code = ws.close_code
         outcome.reason = ws.close_reason or ""
     return outcome
@@ -288,12 +289,12 @@ async def vosk_lockstep(
         size = int((rate or 16000) * chunk_s) * 2
         for piece in chunks(pcm, size):
             await ws.send(piece)
-            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), timeout(30))))
         await ws.send('{"eof" : 1}')
-        final = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        final = json.loads(await asyncio.wait_for(ws.recv(), timeout(30)))
         extra: list[str | bytes] = []
         with contextlib.suppress(ConnectionClosed):
-            extra.append(await asyncio.wait_for(ws.recv(), 30))
+            extra.append(await asyncio.wait_for(ws.recv(), timeout(30)))
         if extra:
             raise AssertionError(f"unexpected message after the eof reply: {extra}")
         code = ws.close_code
@@ -321,9 +322,11 @@ def http_get(
 ) -> HttpReply:
     connection: http.client.HTTPConnection
     if ssl_context is not None:
-        connection = http.client.HTTPSConnection("localhost", port, timeout=30, context=ssl_context)
+        connection = http.client.HTTPSConnection(
+            "localhost", port, timeout=timeout(30), context=ssl_context
+        )
     else:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout(30))
     try:
         connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()

@@ -14,9 +14,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 from .audio import MAX_RATE, MIN_RATE, AudioFormat
+from .clientjson import JsonObject, parse_json_object
+from .constants import ENCODINGS, PROTOCOL_VERSION, Encoding
 from .errors import (
     AsrError,
     AudioAfterStopError,
@@ -38,18 +40,16 @@ from .errors import (
     SessionTooLongError,
     StopBeforeStartError,
     StreamConfigError,
+    TooSlowError,
     UnknownMessageError,
     UnsupportedRateError,
+    echo,
 )
 from .events import Lagging, Partial, Segment
 from .stream import StreamOptions
-from .constants import ENCODINGS, PROTOCOL_VERSION, Encoding
-
-JsonObject: TypeAlias = dict[str, Any]
-"""A server message before ``json.dumps``."""
 
 
-class Close:
+class CloseCode:
     """Websocket close codes the service uses (RFC 6455, section 7.4.1)."""
 
     NORMAL: Final = 1000
@@ -70,28 +70,29 @@ class ErrorSpec:
     close: int
 
 
-INTERNAL = ErrorSpec("internal", Close.INTERNAL_ERROR)
+INTERNAL = ErrorSpec("internal", CloseCode.INTERNAL_ERROR)
 
 ERROR_TABLE: Mapping[type[BaseException], ErrorSpec] = {
-    InvalidJsonError: ErrorSpec("invalid_json", Close.INVALID_PAYLOAD),
-    UnknownMessageError: ErrorSpec("unknown_type", Close.UNSUPPORTED_DATA),
-    InvalidFieldError: ErrorSpec("invalid_field", Close.INVALID_PAYLOAD),
-    StreamConfigError: ErrorSpec("invalid_field", Close.INVALID_PAYLOAD),
-    UnsupportedRateError: ErrorSpec("unsupported_rate", Close.UNSUPPORTED_DATA),
-    AudioFormatError: ErrorSpec("unsupported_format", Close.UNSUPPORTED_DATA),
-    AudioBeforeStartError: ErrorSpec("audio_before_start", Close.UNSUPPORTED_DATA),
-    StopBeforeStartError: ErrorSpec("stop_before_start", Close.UNSUPPORTED_DATA),
-    DuplicateStartError: ErrorSpec("duplicate_start", Close.UNSUPPORTED_DATA),
-    AudioAfterStopError: ErrorSpec("audio_after_stop", Close.UNSUPPORTED_DATA),
-    MessageAfterStopError: ErrorSpec("message_after_stop", Close.UNSUPPORTED_DATA),
-    EmptyFrameError: ErrorSpec("empty_frame", Close.INVALID_PAYLOAD),
-    AudioDataError: ErrorSpec("bad_audio", Close.INVALID_PAYLOAD),
-    MessageTooBigError: ErrorSpec("message_too_big", Close.MESSAGE_TOO_BIG),
-    IdleTimeoutError: ErrorSpec("idle_timeout", Close.GOING_AWAY),
-    ServerShuttingDownError: ErrorSpec("shutting_down", Close.GOING_AWAY),
-    SchedulerClosedError: ErrorSpec("shutting_down", Close.GOING_AWAY),
-    SessionTooLongError: ErrorSpec("session_too_long", Close.POLICY_VIOLATION),
-    SchedulerOverloadedError: ErrorSpec("overloaded", Close.TRY_AGAIN_LATER),
+    InvalidJsonError: ErrorSpec("invalid_json", CloseCode.INVALID_PAYLOAD),
+    UnknownMessageError: ErrorSpec("unknown_type", CloseCode.UNSUPPORTED_DATA),
+    InvalidFieldError: ErrorSpec("invalid_field", CloseCode.INVALID_PAYLOAD),
+    StreamConfigError: ErrorSpec("invalid_field", CloseCode.INVALID_PAYLOAD),
+    UnsupportedRateError: ErrorSpec("unsupported_rate", CloseCode.UNSUPPORTED_DATA),
+    AudioFormatError: ErrorSpec("unsupported_format", CloseCode.UNSUPPORTED_DATA),
+    AudioBeforeStartError: ErrorSpec("audio_before_start", CloseCode.UNSUPPORTED_DATA),
+    StopBeforeStartError: ErrorSpec("stop_before_start", CloseCode.UNSUPPORTED_DATA),
+    DuplicateStartError: ErrorSpec("duplicate_start", CloseCode.UNSUPPORTED_DATA),
+    AudioAfterStopError: ErrorSpec("audio_after_stop", CloseCode.UNSUPPORTED_DATA),
+    MessageAfterStopError: ErrorSpec("message_after_stop", CloseCode.UNSUPPORTED_DATA),
+    EmptyFrameError: ErrorSpec("empty_frame", CloseCode.INVALID_PAYLOAD),
+    AudioDataError: ErrorSpec("bad_audio", CloseCode.INVALID_PAYLOAD),
+    MessageTooBigError: ErrorSpec("message_too_big", CloseCode.MESSAGE_TOO_BIG),
+    IdleTimeoutError: ErrorSpec("idle_timeout", CloseCode.GOING_AWAY),
+    TooSlowError: ErrorSpec("too_slow", CloseCode.GOING_AWAY),
+    ServerShuttingDownError: ErrorSpec("shutting_down", CloseCode.GOING_AWAY),
+    SchedulerClosedError: ErrorSpec("shutting_down", CloseCode.GOING_AWAY),
+    SessionTooLongError: ErrorSpec("session_too_long", CloseCode.POLICY_VIOLATION),
+    SchedulerOverloadedError: ErrorSpec("overloaded", CloseCode.TRY_AGAIN_LATER),
     InferenceError: INTERNAL,
     ModelGeometryError: INTERNAL,
     AsrError: INTERNAL,
@@ -171,37 +172,6 @@ class StopMessage:
 ClientMessage: TypeAlias = StartMessage | StopMessage
 
 
-def _reject_constant(name: str) -> float:
-    raise InvalidJsonError(f"{name} is not a JSON number")
-
-
-def parse_json_object(text: str) -> JsonObject:
-    """A text message as a JSON object; NaN and Infinity are refused."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidJsonError(f"{exc.msg} at character {exc.pos}") from None
-    except RecursionError:
-        raise InvalidJsonError("nested too deeply") from None
-    if not isinstance(data, dict):
-        raise InvalidJsonError(f"got a JSON {type(data).__name__}, expected an object")
-    return cast(JsonObject, data)
-
-
-def is_v1_message(data: str | bytes) -> bool:
-    """Whether a first message at ``/`` speaks v1: a JSON object with a ``type`` field.
-
-    Anything else (a Vosk ``config``, ``eof`` or audio) selects the Vosk dialect.
-    """
-    if not isinstance(data, str):
-        return False
-    try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(parsed, dict) and "type" in parsed
-
-
 def parse_text(text: str) -> ClientMessage:
     """A client text message of protocol v1, checked field by field."""
     data = parse_json_object(text)
@@ -230,16 +200,16 @@ def _parse_start(data: JsonObject) -> StartMessage:
         raise InvalidFieldError("sample_rate", "required")
     encoding = data.get("encoding", "s16le")
     if encoding not in ENCODINGS:
-        raise InvalidFieldError("encoding", f"{encoding!r} is not 's16le' or 'f32le'")
+        raise InvalidFieldError("encoding", f"{echo(encoding)} is not 's16le' or 'f32le'")
     channels = data.get("channels", 1)
     if not _is_int(channels) or channels not in (1, 2):
-        raise InvalidFieldError("channels", f"{channels!r} is not 1 or 2")
+        raise InvalidFieldError("channels", f"{echo(channels)} is not 1 or 2")
     endpoint_ms = data.get("endpoint_ms")
     if endpoint_ms is not None and not _is_int(endpoint_ms):
-        raise InvalidFieldError("endpoint_ms", f"{endpoint_ms!r} is not an integer")
+        raise InvalidFieldError("endpoint_ms", f"{echo(endpoint_ms)} is not an integer")
     max_segment_s = data.get("max_segment_s")
     if max_segment_s is not None and not _is_number(max_segment_s):
-        raise InvalidFieldError("max_segment_s", f"{max_segment_s!r} is not a number")
+        raise InvalidFieldError("max_segment_s", f"{echo(max_segment_s)} is not a number")
     return StartMessage(
         sample_rate=parse_sample_rate(data["sample_rate"]),
         encoding=cast(Encoding, encoding),
@@ -254,10 +224,10 @@ def _parse_start(data: JsonObject) -> StartMessage:
 def parse_sample_rate(value: object, name: str = "sample_rate") -> int:
     """A whole number of Hz (``48000`` or ``48000.0``) within what the intake resamples."""
     if not _is_number(value):
-        raise InvalidFieldError(name, f"{value!r} is not a number")
+        raise InvalidFieldError(name, f"{echo(value)} is not a number")
     number = float(cast(float, value))
     if not number.is_integer():
-        raise InvalidFieldError(name, f"{value!r} is not a whole number of Hz")
+        raise InvalidFieldError(name, f"{echo(value)} is not a whole number of Hz")
     if not MIN_RATE <= number <= MAX_RATE:
         raise UnsupportedRateError(value, MIN_RATE, MAX_RATE)
     return int(number)
@@ -266,7 +236,7 @@ def parse_sample_rate(value: object, name: str = "sample_rate") -> int:
 def _flag(data: JsonObject, name: str) -> bool:
     value = data.get(name, True)
     if not isinstance(value, bool):
-        raise InvalidFieldError(name, f"{value!r} is not true or false")
+        raise InvalidFieldError(name, f"{echo(value)} is not true or false")
     return value
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Final as FinalConst
 from typing import TypeAlias
 
-from .errors import InvalidFieldError, UnknownMessageError
+from .clientjson import JsonObject, parse_json_object
+from .errors import InvalidFieldError, UnknownMessageError, echo
 from .events import Event, Final, Partial, Segment
-from .protocol import JsonObject, parse_json_object, parse_sample_rate
+from .protocol import parse_sample_rate
 
 DEFAULT_SAMPLE_RATE: FinalConst = 16000
 """Rate assumed when a client sends audio without a ``config`` (vosk-server's own default is
@@ -50,7 +51,7 @@ def parse_vosk_text(text: str) -> VoskMessage:
         rate = config.get("sample_rate")
         words = config.get("words")
         if words is not None and not isinstance(words, bool | int | float):
-            raise InvalidFieldError("words", f"{words!r} is not a boolean")
+            raise InvalidFieldError("words", f"{echo(words)} is not a boolean")
         return VoskConfig(
             sample_rate=None if rate is None else parse_sample_rate(rate),
             words=None if words is None else bool(words),

@@ -4,6 +4,7 @@ session running at the same time on the same server gets exactly its reference t
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import struct
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from .service_util import (
     STOP,
     Audio,
     Outcome,
+    Pause,
     ServerThread,
     converse,
     encode,
@@ -34,6 +36,8 @@ from .service_util import (
 IDLE_S = 1.0
 MAX_SESSION_S = 4.0
 MAX_MESSAGE = 64 * 1024
+MIN_AUDIO_WINDOW_S = 1.0
+"""With the default --min-audio (0.5 s): a session must send half a second of audio per second."""
 BATCH_WAIT_MS = 50.0
 """A window waits this long for batch mates: the flush after ``stop`` then takes at least that
 long, so a frame the client sends right after ``stop`` reliably arrives before ``end``."""
@@ -47,7 +51,9 @@ def server(fixture_export: Path) -> Iterator[ServerThread]:
         idle_timeout_s=IDLE_S,
         max_session_s=MAX_SESSION_S,
         max_message_bytes=MAX_MESSAGE,
+        min_audio_window_s=MIN_AUDIO_WINDOW_S,
     )
+    assert config.min_audio_s == 0.5
     with ServerThread(config) as running:
         yield running
 
@@ -90,34 +96,27 @@ SPEECH16 = b"<1 s of speech>"
 """Stands for 1 s of 16 kHz speech in a case (filled in by the test): the last window before
 ``stop`` then runs the model (the gate would skip silence)."""
 NAN = struct.pack("<4f", 0.0, math.nan, 0.0, 0.0)
-INF = struct.pack("<4f", 0.0, math.inf, 0.0, 0.0)
 START16 = start_text(16000)
 
+HUGE = "1" + "0" * 5000
+"""A 5,000-digit integer (past Python's int-conversion limit of 4,300 digits)."""
+
 CASES: dict[str, tuple[str, list[str | bytes], str, int]] = {
-    # name: (path, messages, error code, close code)
+    # name: (path, messages, error code, close code). The ordering and field rules are unit
+    # tests of the conversations (tests/test_conversation.py); these check them on the wire,
+    # beside a healthy session: one per close code and each way an error reaches a session
+    # (parsing, the state machine, the flush after stop, the engine, the root path's dialect).
     "not_json": ("/v1/stream", ["hello"], "invalid_json", 1007),
-    "json_array": ("/v1/stream", ["[1, 2]"], "invalid_json", 1007),
-    "nan_in_json": ("/v1/stream", ['{"type": "start", "sample_rate": NaN}'], "invalid_json", 1007),
     "unknown_type": ("/v1/stream", ['{"type": "pause"}'], "unknown_type", 1003),
-    "no_type": ("/v1/stream", ['{"sample_rate": 16000}'], "invalid_field", 1007),
-    "no_rate": ("/v1/stream", ['{"type": "start"}'], "invalid_field", 1007),
-    "rate_as_text": ("/v1/stream", [start_text("16000")], "invalid_field", 1007),
-    "fractional_rate": ("/v1/stream", [start_text(16000.5)], "invalid_field", 1007),
-    "bad_encoding": ("/v1/stream", [start_text(16000, "mp3")], "invalid_field", 1007),
-    "three_channels": ("/v1/stream", [start_text(16000, channels=3)], "invalid_field", 1007),
-    "words_as_text": ("/v1/stream", [start_text(16000, words="yes")], "invalid_field", 1007),
-    "unknown_field": ("/v1/stream", [start_text(16000, speed=2)], "invalid_field", 1007),
     "endpoint_out_of_range": (
         "/v1/stream",
         [start_text(16000, endpoint_ms=50)],
         "invalid_field",
         1007,
     ),
+    "huge_integer": ("/v1/stream", [START16[:-1] + f', "speed": {HUGE}}}'], "invalid_field", 1007),
     "rate_too_low": ("/v1/stream", [start_text(7999)], "unsupported_rate", 1003),
-    "rate_too_high": ("/v1/stream", [start_text(192001)], "unsupported_rate", 1003),
-    "rate_zero": ("/v1/stream", [start_text(0)], "unsupported_rate", 1003),
     "audio_before_start": ("/v1/stream", [S16], "audio_before_start", 1003),
-    "stop_before_start": ("/v1/stream", [STOP], "stop_before_start", 1003),
     "second_start": ("/v1/stream", [START16, S16, START16], "duplicate_start", 1003),
     "audio_after_stop": (
         "/v1/stream",
@@ -132,22 +131,18 @@ CASES: dict[str, tuple[str, list[str | bytes], str, int]] = {
         1003,
     ),
     "odd_bytes_s16": ("/v1/stream", [START16, S16, b"\x00\x01\x02"], "bad_audio", 1007),
-    "partial_f32": ("/v1/stream", [start_text(16000, "f32le"), b"\x00" * 6], "bad_audio", 1007),
-    "partial_stereo": (
-        "/v1/stream",
-        [start_text(16000, channels=2), b"\x00" * 6],
-        "bad_audio",
+    "nan_samples": ("/v1/stream", [start_text(16000, "f32le"), NAN], "bad_audio", 1007),
+    "empty_frame": ("/v1/stream", [START16, b""], "empty_frame", 1007),
+    "vosk_rate": ("/vosk", ['{"config": {"sample_rate": 4000}}'], "unsupported_rate", 1003),
+    "vosk_huge_integer": (
+        "/vosk",
+        [f'{{"config": {{"sample_rate": {HUGE}}}}}'],
+        "invalid_field",
         1007,
     ),
-    "nan_samples": ("/v1/stream", [start_text(16000, "f32le"), NAN], "bad_audio", 1007),
-    "inf_samples": ("/v1/stream", [start_text(16000, "f32le"), INF], "bad_audio", 1007),
-    "empty_frame": ("/v1/stream", [START16, b""], "empty_frame", 1007),
-    "vosk_not_json": ("/vosk", ["eof"], "invalid_json", 1007),
-    "vosk_unknown": ("/vosk", ['{"partial": 1}'], "unknown_type", 1003),
-    "vosk_rate": ("/vosk", ['{"config": {"sample_rate": 4000}}'], "unsupported_rate", 1003),
     "vosk_odd_bytes": ("/vosk", [b"\x00\x01\x02"], "bad_audio", 1007),
-    "vosk_empty_frame": ("/vosk", [b""], "empty_frame", 1007),
     "root_bad_start": ("/", [start_text(16000, channels=0)], "invalid_field", 1007),
+    "root_huge_integer": ("/", [START16[:-1] + f', "channels": {HUGE}}}'], "invalid_field", 1007),
 }
 
 
@@ -217,6 +212,36 @@ def test_idle_timeout_flushes_the_audio_received(
     assert bad.error is not None and bad.error["code"] == "idle_timeout"
     assert bad.code == 1001
     check_healthy(good, reference)
+
+
+def test_trickling_client_is_closed(
+    server: ServerThread, speech: Audio, reference: list[dict[str, Any]]
+) -> None:
+    """2 bytes every 0.2 s keep the idle timer (1 s) at bay, not the minimum audio rate."""
+    before = errors_seen(server, "too_slow")
+    trickle: list[str | bytes | Pause] = [START16]
+    for _ in range(50):  # 10 s at most: the server closes after about 1 s
+        trickle += [b"\x00\x00", Pause(0.2)]
+    bad, good = asyncio.run(beside_healthy(server, speech, converse(server.ws_url(), trickle)))
+    assert bad.error is not None and bad.error["code"] == "too_slow", bad.messages
+    assert (bad.code, bad.reason) == (1001, "too_slow")
+    assert [m["type"] for m in bad.messages] == ["ready", "error"], "no speech: no finals"
+    check_healthy(good, reference)
+    assert errors_seen(server, "too_slow") == before + 1
+
+
+def test_an_oversized_value_is_neither_echoed_nor_logged(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = "x" * (MAX_MESSAGE - 100)
+    with caplog.at_level(logging.DEBUG, logger="streamasr"):
+        outcome = asyncio.run(converse(server.ws_url(), [start_text(16000, big)]))
+    assert outcome.error is not None and outcome.error["code"] == "invalid_field"
+    assert (outcome.code, outcome.reason) == (1007, "invalid_field")
+    assert len(outcome.error["message"]) <= 300
+    assert caplog.records, "the error is logged"
+    assert max(len(r.getMessage()) for r in caplog.records) <= 400
+    assert not any("x" * 201 in r.getMessage() for r in caplog.records)
 
 
 def test_session_too_long(

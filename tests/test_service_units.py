@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamasr.server import errors, http, protocol
+from streamasr.server import clientjson, errors, http, protocol
 from streamasr.server.decoder import Hypothesis, Word
 from streamasr.server.events import Final, Lagging, Partial, Segment
 from streamasr.server.metrics import ServiceMetrics
@@ -83,12 +83,13 @@ def test_out_of_range_stream_option_is_invalid_field() -> None:
 
 
 def test_is_v1_message() -> None:
-    assert protocol.is_v1_message('{"type": "start", "sample_rate": 16000}')
-    assert protocol.is_v1_message('{"type": "nonsense"}')
-    assert not protocol.is_v1_message('{"config": {"sample_rate": 16000}}')
-    assert not protocol.is_v1_message('{"eof" : 1}')
-    assert not protocol.is_v1_message(b"\x00\x01")
-    assert not protocol.is_v1_message("not json")
+    assert clientjson.is_v1_message('{"type": "start", "sample_rate": 16000}')
+    assert clientjson.is_v1_message('{"type": "nonsense"}')
+    assert clientjson.is_v1_message('{"type": "start", "sample_rate": 1' + "0" * 5000 + "}")
+    assert not clientjson.is_v1_message('{"config": {"sample_rate": 16000}}')
+    assert not clientjson.is_v1_message('{"eof" : 1}')
+    assert not clientjson.is_v1_message(b"\x00\x01")
+    assert not clientjson.is_v1_message("not json")
 
 
 def test_every_service_error_has_one_documented_code() -> None:

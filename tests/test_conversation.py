@@ -18,6 +18,7 @@ import pytest
 from streamasr.server import errors
 from streamasr.server.audio import AudioFormat
 from streamasr.server.clientjson import JsonObject
+from streamasr.server.config import ServerConfig
 from streamasr.server.conversation import (
     Action,
     Close,
@@ -310,6 +311,11 @@ def test_a_late_message_does_not_change_a_limits_error() -> None:
 # -- time and limits ------------------------------------------------------------------------------
 
 
+def test_limits_come_from_the_server_config() -> None:
+    config = ServerConfig(model="m", idle_timeout_s=7, min_audio_s=0.25, max_session_s=60)
+    assert Limits.of(config) == Limits(7.0, 0.25, config.min_audio_window_s, 60.0)
+
+
 def test_idle_before_start() -> None:
     flow = Flow()
     assert flow.conversation.deadline() == flow.clock.now + LIMITS.idle_timeout_s
@@ -455,6 +461,14 @@ def test_vosk_one_reply_per_frame_and_eof() -> None:
     flow.send(EOF)
     assert flow.sent[-1] == {"text": "WORLD"}
     assert flow.closed == Close(1000) and flow.state is State.CLOSED
+
+
+def test_vosk_ignores_what_comes_after_eof() -> None:
+    flow = Flow("vosk").send(pcm(0.1))
+    flow.late = pcm(0.1)
+    flow.send(EOF)
+    assert flow.sent == [{"partial": ""}, {"result": [], "text": ""}]
+    assert flow.closed == Close(1000) and flow.metrics.errors == []
 
 
 def test_vosk_eof_before_audio_gets_an_empty_result() -> None:

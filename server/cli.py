@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .config import ServerConfig, load_config
 from .errors import ServerConfigError
@@ -58,9 +58,12 @@ def setup_logging(config: ServerConfig) -> None:
         logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until a signal (0) or a failed model load (1)."""
-    service = Service(config)
+async def serve(
+    config: ServerConfig, make_service: Callable[[ServerConfig], Service] = Service
+) -> int:
+    """Run until a signal (0) or a failed model load (1); ``make_service``: a worker's
+    service under ``--workers`` (see :mod:`.workers`)."""
+    service = make_service(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
@@ -96,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"asr-server: error: {exc}\n")
         return 2
     setup_logging(config)
+    if config.workers > 1:
+        from .workers import run as run_workers
+
+        return run_workers(config, argv)
     try:
         return asyncio.run(serve(config))
     except OSError as exc:  # the port is taken, the certificate unreadable, ...

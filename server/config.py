@@ -86,6 +86,9 @@ class ServerConfig:
     tls_key: Path | None = None
     shutdown_timeout_s: float = 10.0
     """On SIGTERM, how long sessions get to flush their finals before they are cut."""
+    workers: int = 1
+    """Frontend processes sharing the port, each with its own event loop and model session
+    (1: this process serves; see server/workers.py)."""
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
@@ -110,6 +113,7 @@ class ServerConfig:
         _within("max_write_buffer_bytes", self.max_write_buffer_bytes, 64 << 10, 1 << 30)
         _within("max_session_s", self.max_session_s, 1.0, 7 * 86_400)
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 0.0, 3600)
+        _within("workers", self.workers, 1, 256)
         if (self.tls_cert is None) != (self.tls_key is None):
             _fail("tls_cert", self.tls_cert, "--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -227,6 +231,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("tls_cert", "--tls-cert", _optional_path, "PEM certificate (serve wss://)"),
     _Option("tls_key", "--tls-key", _optional_path, "PEM private key"),
     _Option("shutdown_timeout_s", "--shutdown-timeout", float, "seconds to flush on SIGTERM"),
+    _Option("workers", "--workers", int, "frontend processes on the port (Linux)"),
     _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
 )

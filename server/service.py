@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
 
 from . import http
@@ -32,6 +33,7 @@ from .metrics import ServiceMetrics
 from .modelstore import ModelStore
 from .runtime import resolve_device
 from .session import Mode, Session, SessionContext
+from .transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ WRITE_LIMIT = 64 * 1024
 """Outgoing bytes buffered per connection before a send waits for the client to read."""
 RETRY_LOADING_S = 5
 RETRY_FULL_S = 1
+ABORT_GRACE_S = 0.5
+"""After the shutdown deadline: how long closing handshakes may take before every connection
+still open is aborted (so shutdown ends within ``--shutdown-timeout`` + 1 s)."""
 
 
 def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
@@ -75,6 +80,11 @@ class Service:
         self._load_task: asyncio.Task[None] | None = None
         self._admitted: set[ServerConnection] = set()
         self._sessions: dict[asyncio.Task[Any], Session] = {}
+        self.guard = TransportGuard(
+            config.max_write_buffer_bytes,
+            config.max_handshakes,
+            on_drop=self.metrics.connection_dropped,
+        )
         self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -92,6 +102,9 @@ class Service:
             self.config.host,
             self.config.port,
             process_request=self._process_request,
+            create_connection=connection_class(self.guard),
+            open_timeout=self.config.handshake_timeout_s,
+            close_timeout=CLOSE_TIMEOUT_S,
             max_size=self.config.max_message_bytes,
             max_queue=MAX_QUEUE,
             write_limit=WRITE_LIMIT,
@@ -143,37 +156,69 @@ class Service:
         return self.engine
 
     async def shutdown(self) -> None:
-        """Refuse new sessions, flush the open ones (close 1001), close server and engine."""
+        """Refuse new sessions, flush the open ones (close 1001), close server and engine.
+
+        Sessions get ``shutdown_timeout_s`` to flush; then every connection gets
+        :data:`ABORT_GRACE_S` for its closing handshake and whatever is still open is aborted,
+        so a peer that does not read cannot hold the process.
+        """
         if self._draining:
             return
         self._draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_timeout_s
         log.info("shutting down: %d session(s) flush their finals", len(self._sessions))
         self.store.cancel()
         self._stopping.set()
-        tasks = set(self._sessions)
-        if tasks:
-            abort = asyncio.ensure_future(self._abort.wait())
-            waiters: set[asyncio.Future[Any]] = {asyncio.gather(*tasks, return_exceptions=True)}
-            waiters.add(abort)
-            await asyncio.wait(
-                waiters,
-                timeout=self.config.shutdown_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            abort.cancel()
-            late = [t for t in tasks if not t.done()]
-            if late:
-                log.warning("%d session(s) did not finish: closing them now", len(late))
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self._flush_sessions(deadline - loop.time())
+        await self._close_connections()
         if self._load_task is not None and not self._load_task.done():
-            await asyncio.wait({self._load_task}, timeout=self.config.shutdown_timeout_s)
+            remaining = max(0.0, deadline - loop.time()) + ABORT_GRACE_S
+            await asyncio.wait({self._load_task}, timeout=remaining)
         if self.engine is not None:
             self.metrics.detach_engine(self.engine)
             await asyncio.to_thread(self.engine.close)
             self.engine = None
         log.info("server stopped")
+
+    async def _flush_sessions(self, timeout_s: float) -> None:
+        tasks = set(self._sessions)
+        if not tasks:
+            return
+        abort = asyncio.ensure_future(self._abort.wait())
+        waiters: set[asyncio.Future[Any]] = {asyncio.gather(*tasks, return_exceptions=True)}
+        waiters.add(abort)
+        await asyncio.wait(
+            waiters, timeout=max(0.0, timeout_s), return_when=asyncio.FIRST_COMPLETED
+        )
+        abort.cancel()
+        late = [t for t in tasks if not t.done()]
+        if late:
+            log.warning("%d session(s) did not finish: closing them now", len(late))
+
+    async def _close_connections(self) -> None:
+        """Close the server (1001 to open connections); abort what is open after the grace."""
+        server = self._server
+        if server is None:
+            return
+        server.close()
+        closed = asyncio.ensure_future(server.wait_closed())
+        await asyncio.wait({closed}, timeout=ABORT_GRACE_S)
+        if closed.done():
+            return
+        open_ = [c for c in server.all_connections | self._admitted if not c.transport.is_closing()]
+        for connection in open_:
+            connection.transport.abort()
+        handshaking = self.guard.abort_handshaking()
+        log.warning(
+            "aborted %d connection(s) that did not close and %d in their handshake",
+            len(open_),
+            handshaking,
+        )
+        await asyncio.wait({closed}, timeout=ABORT_GRACE_S / 2)
+        if not closed.done():
+            closed.cancel()
+            log.warning("%d connection handler(s) still running", len(server.handler_tasks))
 
     def abort(self) -> None:
         """Stop waiting for sessions to flush (a second signal): close them now."""
@@ -182,8 +227,20 @@ class Service:
     # -- HTTP and the upgrade guard -------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.method not in http.ALLOWED_METHODS:
+            self.metrics.connection_dropped("method")
+            return http.method_not_allowed(request.method)
+        try:
+            return self._route(connection, request)
+        except MultipleValuesError as exc:  # a header given twice where one is expected
+            self.metrics.upgrade_rejected(400)
+            return http.bad_request(f"duplicated header {exc}")
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if request.method == "HEAD":
+            return http.head(self._http(url.path))
         if not upgrade:
             return self._http(url.path)
         refusal = self._refusal(connection, request, url.path, url.query)

@@ -1,0 +1,208 @@
+"""The connection class the service gives websockets: every per-connection buffer bounded.
+
+websockets bounds incoming messages (``max_size``, ``max_queue``) and makes ``send`` wait above
+``write_limit``, but it writes its automatic replies (pongs, the close frame) without waiting and
+waits for a reader without a deadline. :class:`GuardedConnection` closes those gaps:
+
+* a peer whose transport write buffer passes ``max_write_buffer_bytes`` (it does not read; a ping
+  flood) is aborted at once, whatever filled the buffer;
+* a ``send`` that waits for the peer to read waits at most :data:`WRITE_STALL_S`, or until the
+  close deadline once closing, then the connection is aborted;
+* at most ``max_handshakes`` connections may be in their opening handshake: a new one past it
+  aborts the oldest (an idle socket, most likely, while a real client finishes its handshake in
+  one round trip), and ``open_timeout`` bounds how long each may take;
+* a request whose method is not GET or HEAD is answered 405 from its request line, before
+  websockets' parser (which does not answer requests with a body).
+
+Each drop is counted through ``on_drop(reason)`` and logged once per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import CONNECTING
+
+log = logging.getLogger(__name__)
+
+WRITE_STALL_S = 10.0
+"""Longest a send may wait for the peer to read (outside the closing handshake)."""
+CLOSE_TIMEOUT_S = 0.5
+"""Longest the closing handshake may wait for the peer's close frame before the TCP connection is
+aborted (websockets' ``close_timeout``)."""
+REQUEST_LINE_BYTES = 8192
+"""Bytes of a request line examined for its method (websockets' own line limit)."""
+ALLOWED_METHODS = ("GET", "HEAD")
+
+
+@dataclass
+class TransportGuard:
+    """Limits shared by the connections of one server, and the connections in their handshake."""
+
+    max_write_buffer_bytes: int
+    max_handshakes: int
+    on_drop: Callable[[str], None] = lambda reason: None
+    """Called with a fixed word (``write_buffer``, ``write_stall``, ``handshakes``,
+    ``handshake_timeout``, ``method``) for each connection the guard ends."""
+    handshaking: dict[GuardedConnection, None] = field(default_factory=dict)
+    """The connections in their opening handshake, oldest first."""
+
+    def drop(self, connection: GuardedConnection, reason: str, detail: str) -> None:
+        """Abort ``connection`` (once), count and log it."""
+        if connection.dropped is not None:
+            return
+        connection.dropped = reason
+        self.on_drop(reason)
+        log.warning("dropping %s: %s", _peer(connection), detail)
+        connection.transport.abort()
+
+    def abort_handshaking(self) -> int:
+        """Abort every connection still in its handshake (shutdown); how many."""
+        late = [c for c in self.handshaking if not c.transport.is_closing()]
+        for connection in late:
+            connection.transport.abort()
+        self.handshaking.clear()
+        return len(late)
+
+
+class GuardedConnection(ServerConnection):
+    """A websockets server connection with bounded output, handshake cap and method check.
+
+    Bind a guard with :func:`connection_class`; websockets instantiates the class it is given.
+    """
+
+    guard: TransportGuard
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dropped: str | None = None
+        """Why the guard aborted this connection (None: it did not)."""
+        self._request_line = bytearray()
+        self._method_checked = False
+
+    # -- the handshake ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        guard = self.guard
+        while len(guard.handshaking) >= guard.max_handshakes:
+            oldest = next(iter(guard.handshaking))
+            del guard.handshaking[oldest]
+            detail = f"the oldest of {guard.max_handshakes} open handshakes, for a new one"
+            guard.drop(oldest, "handshakes", detail)
+        guard.handshaking[self] = None
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            if self.dropped is None:
+                await super().handshake(*args, **kwargs)
+            elif self.dropped == "method":  # let the 405 reach the peer (open_timeout bounds it)
+                await asyncio.shield(self.connection_lost_waiter)
+        except asyncio.CancelledError:  # open_timeout (or the server closing)
+            if self.protocol.state is CONNECTING and self.dropped is None:
+                self.dropped = "handshake_timeout"
+                self.guard.on_drop("handshake_timeout")
+            raise
+        finally:
+            self.guard.handshaking.pop(self, None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.handshaking.pop(self, None)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.dropped is not None:
+            return  # answered or aborted: discard the rest of the request
+        if not self._method_checked and self._refuse_method(data):
+            return
+        super().data_received(data)
+
+    def _refuse_method(self, data: bytes) -> bool:
+        """Answer 405 to a method other than GET and HEAD (True when it did)."""
+        self._request_line += data[: REQUEST_LINE_BYTES - len(self._request_line)]
+        end = self._request_line.find(b"\r\n")
+        if end < 0 and len(self._request_line) < REQUEST_LINE_BYTES:
+            return False  # the request line is not complete yet: websockets buffers it too
+        self._method_checked = True
+        method = bytes(self._request_line[: max(end, 0)]).split(b" ", 1)[0]
+        del self._request_line[:]
+        if method.decode("ascii", "replace") in ALLOWED_METHODS or end < 0:
+            return False  # websockets' parser answers (or drops) the rest
+        self.dropped = "method"
+        self.guard.on_drop("method")
+        self.transport.write(method_not_allowed())
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # keep reading (and discarding) the body until EOF
+        else:
+            self.transport.close()
+        return True
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def send_data(self) -> None:
+        super().send_data()
+        if not self._check_buffer():
+            raise ConnectionAbortedError("the peer does not read")
+
+    def _check_buffer(self) -> bool:
+        """Abort the connection when its write buffer is past the bound (False then)."""
+        if self.dropped is not None:
+            return False
+        size = self.transport.get_write_buffer_size()
+        limit = self.guard.max_write_buffer_bytes
+        if size <= limit:
+            return True
+        self.guard.drop(self, "write_buffer", f"{size} bytes unread, over the {limit}-byte bound")
+        return False
+
+    async def drain(self) -> None:
+        deadline = self.close_deadline
+        if deadline is None:
+            deadline = self.loop.time() + WRITE_STALL_S
+        try:
+            async with asyncio.timeout_at(deadline):
+                await super().drain()
+        except TimeoutError:
+            what = "during the closing handshake" if self.close_deadline else f"{WRITE_STALL_S:g} s"
+            self.guard.drop(self, "write_stall", f"it read nothing for {what}")
+            raise ConnectionAbortedError("the peer does not read") from None
+
+
+def connection_class(guard: TransportGuard) -> type[GuardedConnection]:
+    """A :class:`GuardedConnection` subclass bound to ``guard`` (``serve(create_connection=)``)."""
+
+    class BoundConnection(GuardedConnection):
+        pass
+
+    BoundConnection.guard = guard
+    return BoundConnection
+
+
+def method_not_allowed() -> bytes:
+    """The complete 405 response (written before websockets has parsed the request)."""
+    body = b"method not allowed: this port answers GET and HEAD\n"
+    head = (
+        "HTTP/1.1 405 Method Not Allowed\r\n"
+        f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+        f"Allow: {', '.join(ALLOWED_METHODS)}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _peer(connection: ServerConnection) -> str:
+    try:
+        address = connection.transport.get_extra_info("peername")
+    except Exception:  # the transport may be gone already
+        address = None
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "a peer"

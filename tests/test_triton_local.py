@@ -39,7 +39,7 @@ from streamasr.server.triton_serve import OnnxCallable, ServeSpec
 from .timeouts import timeout
 from .tools import missing
 
-START_TIMEOUT_S = 90.0
+START_TIMEOUT_S = timeout(90.0)
 STOP_TIMEOUT_S = timeout(60.0)
 LENGTHS = (16000, 12345)
 """Window lengths in samples (one odd, so the conv stack's rounding is exercised)."""

@@ -61,6 +61,14 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
     return threads
 
 
+def open_fds(pid: int) -> int | None:
+    """File descriptors the process has open now (None when it is gone or not readable)."""
+    try:
+        return len(list((Path("/proc") / str(pid) / "fd").iterdir()))
+    except OSError:
+        return None
+
+
 def cpu_share(before: Usage, after: Usage, wall_s: float, cores: int) -> float:
     """Share of ``cores`` CPUs the process used between two readings ``wall_s`` apart."""
     return (after.cpu_s - before.cpu_s) / max(wall_s, 1e-9) / max(cores, 1)

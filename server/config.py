@@ -70,7 +70,8 @@ class ServerConfig:
     of wall time after its first message, or it is closed like an idle one (0: no check)."""
     min_audio_window_s: float = 10.0
     max_handshakes: int = 32
-    """Connections that have not finished the websocket handshake; past it new ones are dropped."""
+    """Connections that have not finished the websocket handshake; a new one past it aborts the
+    oldest (see server/transport.py)."""
     handshake_timeout_s: float = 10.0
     """Longest a connection may take to finish the websocket handshake."""
     max_write_buffer_bytes: int = 1 << 20

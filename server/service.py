@@ -38,7 +38,7 @@ from .transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 log = logging.getLogger(__name__)
 
 WS_PATHS: dict[str, Mode] = {"/v1/stream": "v1", "/vosk": "vosk", "/": "auto"}
-MAX_QUEUE = 8
+MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024
 """Outgoing bytes buffered per connection before a send waits for the client to read."""

@@ -25,7 +25,7 @@ from websockets.http11 import Request, Response
 
 from . import http
 from .config import ServerConfig
-from .constants import PROTOCOL_VERSION
+from .constants import PROTOCOL_VERSION, V1_PATH
 from .engine import Engine
 from .errors import AsrError
 from .http import StaticFolder
@@ -37,7 +37,7 @@ from .transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 
 log = logging.getLogger(__name__)
 
-WS_PATHS: dict[str, Mode] = {"/v1/stream": "v1", "/vosk": "vosk", "/": "auto"}
+WS_PATHS: dict[str, Mode] = {V1_PATH: "v1", "/vosk": "vosk", "/": "auto"}
 MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024

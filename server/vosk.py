@@ -18,9 +18,10 @@ from typing import TypeAlias
 from .clientjson import JsonObject, parse_json_object
 from .errors import InvalidFieldError, UnknownMessageError, echo
 from .events import Event, Final, Partial, Segment
+from .manifest import SAMPLE_RATE
 from .protocol import parse_sample_rate
 
-DEFAULT_SAMPLE_RATE: FinalConst = 16000
+DEFAULT_SAMPLE_RATE: FinalConst = SAMPLE_RATE
 """Rate assumed when a client sends audio without a ``config`` (vosk-server's own default is
 8000 Hz; 16 kHz is what our models take and what most Vosk client samples send)."""
 

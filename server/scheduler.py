@@ -110,9 +110,18 @@ class SchedulerObserver(Protocol):
 class Scheduler:
     """Batches windows of many streams onto one runner (one onnxruntime session)."""
 
-    def __init__(self, runner: Runner, config: SchedulerConfig | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        config: SchedulerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.runner = runner
         self.config = config or SchedulerConfig()
+        self._clock = clock
+        """Times arrivals and batch deadlines (tests pass a fake one; waits still sleep in real
+        time up to the deadline the clock gives)."""
         self._stats_lock = threading.Lock()
         self._stats = SchedulerStats()
         self._observers: tuple[SchedulerObserver, ...] = ()
@@ -179,7 +188,7 @@ class Scheduler:
     def submit(self, data: ModelInput) -> Future[NDArray[np.float32]]:
         """Queue one window's input; the future gets its (frames, vocab) logits."""
         future: Future[NDArray[np.float32]] = Future()
-        request = _Request(data, future, time.monotonic())
+        request = _Request(data, future, self._clock())
         with self._cond:
             if self._stopping or not self._threads:
                 raise SchedulerClosedError()
@@ -211,7 +220,7 @@ class Scheduler:
                 if shape is not None:
                     return self._take(shape)
                 oldest = next(iter(self._groups.values()))[0]
-                self._cond.wait(oldest.arrival + self.config.max_wait_ms / 1000 - time.monotonic())
+                self._cond.wait(oldest.arrival + self.config.max_wait_ms / 1000 - self._clock())
 
     def _due(self) -> tuple[int, ...] | None:
         """A full group, else the oldest group once its deadline passed (or when stopping)."""
@@ -220,7 +229,7 @@ class Scheduler:
                 return shape
         shape, group = next(iter(self._groups.items()))
         deadline = group[0].arrival + self.config.max_wait_ms / 1000
-        if self._stopping or time.monotonic() >= deadline:
+        if self._stopping or self._clock() >= deadline:
             return shape
         return None
 

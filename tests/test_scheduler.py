@@ -20,6 +20,8 @@ from numpy.typing import NDArray
 from streamasr.server.errors import InferenceError, SchedulerClosedError, SchedulerOverloadedError
 from streamasr.server.scheduler import Scheduler, SchedulerConfig, SchedulerStats
 
+from .timeouts import timeout
+
 
 class EchoRunner:
     """Logits (1 frame, 2 symbols) = (first sample, length); can be held at its next call."""
@@ -87,13 +89,16 @@ def test_results_are_routed_and_batches_hold_one_shape() -> None:
 
 def test_a_full_batch_does_not_wait_for_the_deadline() -> None:
     runner = EchoRunner()
-    # The longest deadline allowed (1 s): a batch that waited for it would leave the futures
-    # unfinished at 0.9 s (the batch itself is the same either way); one that leaves when full
-    # is done within milliseconds.
-    with Scheduler(runner, SchedulerConfig(max_batch=4, max_wait_ms=1000)) as scheduler:
+    # The scheduler's clock never moves, so no deadline ever passes: a batch can only leave
+    # because it is full. A non-full group stays queued until stop.
+    config = SchedulerConfig(max_batch=4, max_wait_ms=1000)
+    with Scheduler(runner, config, clock=lambda: 100.0) as scheduler:
         futures = [scheduler.submit(window(i, 50)) for i in range(4)]
-        assert [f.result(timeout=0.9)[0, 0] for f in futures] == [0, 1, 2, 3]
-    assert runner.batches == [(4, 50)]
+        waiting = scheduler.submit(window(9, 60))
+        assert [f.result(timeout=timeout(30))[0, 0] for f in futures] == [0, 1, 2, 3]
+        assert not waiting.done() and scheduler.queued == 1
+    assert waiting.result()[0, 0] == 9  # stop runs what is queued
+    assert runner.batches == [(4, 50), (1, 60)]
 
 
 def test_windows_queued_behind_busy_workers_leave_in_full_batches() -> None:

@@ -1,8 +1,8 @@
 """``python -m bench report ...``: the whole benchmark report (see ``bench.report``).
 
 The single benchmarks keep their own entry points: ``python -m bench.export_fixture``,
-``python -m bench.export_bench``, ``python -m bench.stream_bench`` and
-``python -m bench.service_bench``.
+``python -m bench.export_bench``, ``python -m bench.stream_bench``,
+``python -m bench.service_bench`` and ``python -m bench.frontend_bench``.
 """
 
 from __future__ import annotations

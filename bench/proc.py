@@ -61,6 +61,27 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
     return threads
 
 
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now (a server and its worker processes), parents
+    first; empty when it is gone."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue  # ended meanwhile
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    if not (Path("/proc") / str(pid)).is_dir():
+        return []
+    tree = [pid]
+    for parent in tree:  # grows while it is walked: breadth first
+        tree += sorted(parents.get(parent, []))
+    return tree
+
+
 def open_fds(pid: int) -> int | None:
     """File descriptors the process has open now (None when it is gone or not readable)."""
     try:

@@ -18,6 +18,9 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
 * ``capacity``: concurrent real-time streams through the websocket server and through the
   engine alone against p95 partial and final latency, the server's CPU and memory, and the raw
   onnxruntime ceiling (``bench.service_bench``).
+* ``frontend``: the server's CPU per audio second per stream and the streams one worker holds
+  with an instant model (only the frontend works), 20 and 100 ms frames, ``--workers`` 1 and 2
+  (``bench.frontend_bench``).
 
 ``--quick`` (the default is ``--full``) finishes in a few minutes on 2 cores; the report says
 what it leaves out. A section that fails is reported as failed; the others still run.
@@ -41,14 +44,14 @@ import numpy as np
 
 from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
-from . import export_bench, plots, service_bench, stream_bench
+from . import export_bench, frontend_bench, plots, service_bench, stream_bench
 from .machine import Machine, describe
 
 log = logging.getLogger("bench.report")
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
-SECTIONS = ("fidelity", "grid", "speed", "capacity")
+SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend")
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
 DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
@@ -225,11 +228,19 @@ def capacity(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+def frontend(ctx: Context) -> dict[str, Any]:
+    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    audio = service_bench.dev_audio(ctx.shared)
+    plan = frontend_bench.PLANS[ctx.mode.name]
+    return frontend_bench.measure(folder, audio, plan, ctx.work / "frontend")
+
+
 SECTION_RUNS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "fidelity": fidelity,
     "grid": grid,
     "speed": speed,
     "capacity": capacity,
+    "frontend": frontend,
 }
 
 
@@ -370,11 +381,34 @@ def overload_tolerance(f: dict[str, Any]) -> float:
     return max(0.0, float(f["budget_s"]) - 0.3) / float(f["seconds"])
 
 
+def frontend_md(f: dict[str, Any]) -> str:
+    plan = f["plan"]
+    return "\n".join(
+        [
+            "Instant model: the fixture's first window through onnxruntime, its logits reused for "
+            "every later window, so only the frontend works (websocket I/O, JSON, resampling, "
+            f"windowing, scheduling, CTC decoding). {plan['seconds']:g} s streams of human dev "
+            "speech in real time from a separate client process; server CPU from /proc (the "
+            "whole process tree) while the streams play, at the first level "
+            f"({plan['first']} streams); a level holds at p95 partial latency <= "
+            f"{f['budget_s']:g} s after the window's audio was complete. "
+            "`python -m bench.frontend_bench --before LINK_TREE` adds an older checkout.",
+            "",
+            *frontend_bench.summary_lines(f),
+            "",
+            frontend_bench.table(f),
+            "",
+            frontend_bench.levels_table(f),
+        ]
+    )
+
+
 SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "fidelity": ("Fidelity", fidelity_md),
     "grid": ("Latency / accuracy", grid_md),
     "speed": ("Offline speed", speed_md),
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
+    "frontend": ("Frontend cost per stream (instant model)", frontend_md),
 }
 
 
@@ -468,6 +502,8 @@ def headline(figures: dict[str, Any]) -> list[str]:
             lines.append(f"{name}: FAILED ({section['error']})")
     if "capacity" in sections and "held" in sections["capacity"]:
         lines += service_bench.summary_lines(sections["capacity"])
+    if "frontend" in sections and "setups" in sections["frontend"]:
+        lines += frontend_bench.summary_lines(sections["frontend"])
     return lines
 
 

@@ -97,9 +97,12 @@ class LoopErrorHandler:
             self._next = now + self.every_s
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until a signal (0) or a failed model load (1)."""
-    service = Service(config)
+async def serve(
+    config: ServerConfig, make_service: Callable[[ServerConfig], Service] = Service
+) -> int:
+    """Run until a signal (0) or a failed model load (1); ``make_service``: a worker's
+    service under ``--workers`` (see :mod:`.workers`)."""
+    service = make_service(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
@@ -136,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"asr-server: error: {exc}\n")
         return 2
     setup_logging(config)
+    if config.workers > 1:
+        from .workers import run as run_workers
+
+        return run_workers(config, argv)
     try:
         return asyncio.run(serve(config))
     except OSError as exc:  # the port is taken, the certificate unreadable, ...

@@ -1,7 +1,8 @@
 """Frontend cost per stream with an instant model: everything the server does but inference.
 
     python -m bench.frontend_bench [--quick] [--before LINK_TREE] [--workers 1 2]
-                                   [--frames-ms 20 100] [--seconds S] [--work DIR] [--out DIR]
+                                   [--frames-ms 20 100] [--seconds S] [--first N] [--most N]
+                                   [--work DIR] [--out DIR]
     python -m bench.frontend_bench serve ASR-SERVER-ARGS...   (the server side, see below)
 
 The server is ``asr-server`` in its own process, with one change made from outside: before the
@@ -505,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames-ms", type=int, nargs="+")
     parser.add_argument("--workers", type=int, nargs="+")
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--first", type=int, help="the first level (where the cost is read)")
+    parser.add_argument("--most", type=int, help="the largest level (--most FIRST: one level)")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -516,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frames_ms": tuple(args.frames_ms) if args.frames_ms else plan.frames_ms,
         "workers": tuple(args.workers) if args.workers else plan.workers,
         "seconds": args.seconds or plan.seconds,
+        "first": args.first or plan.first,
+        "most": args.most or plan.most,
     }
     plan = FrontendPlan(**{**asdict(plan), **overrides})
     folder = stream_bench.export_fixture(args.shared, args.work, ("fp32",))

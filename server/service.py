@@ -170,6 +170,8 @@ class Service:
         log.info("shutting down: %d session(s) flush their finals", len(self._sessions))
         self.store.cancel()
         self._stopping.set()
+        for session in self._sessions.values():
+            session.wake()
         await self._flush_sessions(deadline - loop.time())
         await self._close_connections()
         if self._load_task is not None and not self._load_task.done():

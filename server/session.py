@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -92,7 +93,8 @@ class Session:
         # (idle timeout and shutdown before any message), so a v1 conversation stands in.
         self.conversation = self._conversation("vosk" if mode == "vosk" else "v1")
         self._stream: Stream | None = None
-        self._stop_wait: asyncio.Future[Any] | None = None
+        self._receiving: asyncio.Timeout | None = None
+        """The deadline of the ``recv()`` in progress (:meth:`wake` moves it to now)."""
         self._counted: str | None = None
 
     def _conversation(self, dialect: Literal["v1", "vosk"]) -> Conversation:
@@ -116,7 +118,6 @@ class Session:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._stop_wait = asyncio.ensure_future(self.context.stopping.wait())
         if self.mode != "auto":
             self._opened(self.mode)
         try:
@@ -125,9 +126,15 @@ class Session:
         except ConnectionClosed as exc:
             self._peer_closed(exc)
         finally:
-            self._stop_wait.cancel()
             if self._counted is not None:
                 self.context.metrics.session_closed(self._counted)
+
+    def wake(self) -> None:
+        """Stop waiting for the client's next message (the server is stopping): the session's
+        next turn sees ``stopping`` set. Call from the event loop."""
+        receiving = self._receiving
+        if receiving is not None and not receiving.expired():
+            receiving.reschedule(-math.inf)
 
     def _opened(self, dialect: str) -> None:
         self._counted = dialect
@@ -158,17 +165,18 @@ class Session:
             return self.conversation.fail(exc)
 
     async def _receive(self, timeout: float) -> Message | None:
-        """The next message, or None after ``timeout`` seconds or on shutdown."""
-        stop = self._stop_wait
-        recv = asyncio.ensure_future(self.ws.recv())
-        waiting: set[asyncio.Future[Any]] = {recv} if stop is None else {recv, stop}
+        """The next message, or None after ``timeout`` seconds or when :meth:`wake` is called.
+
+        A plain ``recv()`` under ``asyncio.timeout``: no task or wait per message. Cancelling
+        ``recv()`` is safe (websockets keeps the message for the next one)."""
         try:
-            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            async with asyncio.timeout(None if timeout == math.inf else timeout) as receiving:
+                self._receiving = receiving
+                return await self.ws.recv()
+        except TimeoutError:
+            return None
         finally:
-            if not recv.done():
-                recv.cancel()  # safe: websockets keeps the message for the next recv()
-                await asyncio.wait({recv})
-        return None if recv.cancelled() else recv.result()
+            self._receiving = None
 
     async def _waiting_message(self) -> Message | None:
         """A message websockets already holds, without waiting for one: recv() returns at its

@@ -210,9 +210,13 @@ class Stream:
     # -- asyncio API --------------------------------------------------------------------------
 
     async def feed_async(self, data: RawAudio) -> list[Event]:
-        """:meth:`feed` for an event loop: inference is awaited, never blocked on."""
+        """:meth:`feed` for an event loop: inference is awaited, never blocked on. A frame that
+        completes no window (most of them) returns without suspending."""
         events = self._start_feed()
-        return events + await self._run_async(self._windower.push(self._intake.push(data)))
+        windows = self._windower.push(self._intake.push(data))
+        if not windows:
+            return events
+        return events + await self._run_async(windows)
 
     async def finish_async(self) -> list[Event]:
         """:meth:`finish` for an event loop."""

@@ -1,0 +1,239 @@
+"""Streamed CTC beam search with a word n-gram LM and hotwords (a :class:`~.decoder.CtcDecoder`).
+
+The search is flashlight-text's lexicon-free CTC decoder (C++); the LM and hotword scores come
+from :class:`~.lm_scorer.ContextScorer`. Why flashlight-text and not pyctcdecode, measured on the
+fixture (docs/lm.md, ``python -m bench.lm_bench --compare``): flashlight decodes incrementally
+(``decode_begin`` / ``decode_step`` per block of frames / ``decode_end``, beams kept in the
+decoder between blocks), which a stream needs and pyctcdecode (whole-utterance ``decode_beams``
+only) lacks; its search loop is C++, so only the LM calls run in Python and it was several times
+faster at beam 32 for the same WER; and it has no dependencies, where pyctcdecode 0.5 pins
+``numpy<2``, which this project cannot take.
+
+Across windows: each window's kept frames are decoded into the beams of the segment (they are
+never decoded again). The *committed* text is the longest run of whole words on which every
+surviving beam agrees: every later beam extends one of them, so that text can no longer change.
+The provisional tail is the best beam's remaining text plus the greedy reading of the window's
+lookahead frames. At the end of a segment (an endpoint) the LM's end-of-sentence score is added
+and the best beam becomes the segment; its frame alignment gives each word's start and end, and
+the mean softmax probability of the path's symbols on the word's letter frames its confidence.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .ctc import Logits, greedy_ids, ids_to_text
+from .decoder import DecodedSegment, Hypothesis, Word, letter_ids
+from .errors import StreamConfigError
+from .hotwords import HotwordTrie
+from .lm_scorer import Weights, WordLm, load_flashlight, make_scorer
+from .manifest import Vocabulary
+
+DEFAULT_BEAM_WIDTH = 16
+DEFAULT_LM_WEIGHT = 0.5
+DEFAULT_WORD_SCORE = 1.0
+DEFAULT_UNK_SCORE = -10.0
+"""Defaults chosen on the fixture (docs/lm.md): natural-log units."""
+MAX_BEAM_WIDTH = 128
+TOKEN_BEAM = 8
+"""Symbols tried per frame and beam: the most probable ones."""
+BEAM_THRESHOLD = 25.0
+"""Beams scoring this far (natural log) below the best are dropped."""
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """How the beam search weighs its paths."""
+
+    beam_width: int = DEFAULT_BEAM_WIDTH
+    """Beams kept per frame (1 to 128)."""
+    lm_weight: float = DEFAULT_LM_WEIGHT
+    """Weight of the LM's natural-log probabilities (0 to 5)."""
+    word_score: float = DEFAULT_WORD_SCORE
+    """Added per word (-10 to 10): larger favours more, shorter words."""
+    unk_score: float = DEFAULT_UNK_SCORE
+    """Added per word the LM does not know (hotwords exempt)."""
+
+    def __post_init__(self) -> None:
+        _check("beam_width", self.beam_width, 1, MAX_BEAM_WIDTH)
+        _check("lm_weight", self.lm_weight, 0.0, 5.0)
+        _check("word_score", self.word_score, -10.0, 10.0)
+        _check("unk_score", self.unk_score, -100.0, 0.0)
+
+    @property
+    def weights(self) -> Weights:
+        return Weights(self.lm_weight, self.word_score, self.unk_score)
+
+
+def _check(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not low <= value <= high:
+        raise StreamConfigError(name, value, f"{low:g} to {high:g}")
+
+
+def log_softmax(logits: Logits) -> NDArray[np.float32]:
+    x = logits.astype(np.float32, copy=False)
+    peak = x.max(axis=-1, keepdims=True)
+    shifted = x - peak
+    out = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class BeamCtcDecoder:
+    """A stream's beam search; one flashlight decoder per stream, restarted per segment."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        frame_seconds: float,
+        settings: BeamSettings,
+        word_lm: WordLm | None = None,
+        hotwords: HotwordTrie | None = None,
+    ) -> None:
+        fl = load_flashlight()
+        self.executor: Executor | None = None
+        """Where the stream runs :meth:`advance` (CPU work per window) off its event loop."""
+        self.vocab = vocab
+        self.frame_seconds = frame_seconds
+        self.settings = settings
+        self._hotwords = hotwords or HotwordTrie((), vocab)
+        self._scorer = make_scorer(vocab, word_lm, settings.weights, self._hotwords)
+        options = fl.LexiconFreeDecoderOptions(
+            beam_size=settings.beam_width,
+            beam_size_token=min(TOKEN_BEAM, len(vocab.tokens)),
+            beam_threshold=BEAM_THRESHOLD,
+            lm_weight=1.0,
+            sil_score=0.0,
+            log_add=False,
+            criterion_type=fl.CriterionType.CTC,
+        )
+        delimiter = vocab.word_delimiter_id
+        self._decoder = fl.LexiconFreeDecoder(
+            options, self._scorer, -1 if delimiter is None else delimiter, vocab.blank_id, []
+        )
+        self._text_ids = letter_ids(vocab)
+        self._frame = 0
+        """Global index of the next frame."""
+        self._begin()
+
+    def _begin(self) -> None:
+        self._decoder.decode_begin()
+        self._segment_start = self._frame
+        self._logp: list[NDArray[np.float32]] = []
+        self._committed: list[int] = []
+        self._committed_text = ""
+
+    def advance(self, kept: Logits, lookahead: Logits) -> Hypothesis:
+        if kept.shape[0]:
+            logp = log_softmax(kept)
+            self._decoder.decode_step(logp.ctypes.data, logp.shape[0], logp.shape[1])
+            self._logp.append(logp)
+            self._frame += kept.shape[0]
+        paths = [self._symbols(h.tokens) for h in self._ranked()]
+        if not paths:
+            return Hypothesis(self._committed_text, "")
+        self._commit(paths)
+        best = paths[0]
+        tail = self._greedy_tail(best, lookahead)
+        full = ids_to_text(best + tail, self.vocab)
+        return Hypothesis(self._committed_text, full[len(self._committed_text) :])
+
+    def end_segment(self) -> DecodedSegment:
+        self._decoder.decode_end()
+        ranked = self._ranked()
+        segment = DecodedSegment("", ())
+        if ranked:
+            path = ranked[0].tokens
+            text = ids_to_text(self._symbols(path), self.vocab)
+            segment = DecodedSegment(text, tuple(self._words(path)))
+        self._begin()
+        return segment
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _ranked(self) -> list[Any]:
+        hyps = list(self._decoder.get_all_final_hypothesis())
+        hyps.sort(key=lambda h: -h.score)
+        return hyps
+
+    def _symbols(self, tokens: Any) -> list[int]:
+        """A path's emitted symbols: repeats merged, blanks and extra delimiters dropped."""
+        blank, delimiter = self.vocab.blank_id, self.vocab.word_delimiter_id
+        out: list[int] = []
+        previous = blank
+        for token in tokens:
+            new = token not in (previous, blank) and token >= 0
+            if new and (token != delimiter or (out and out[-1] != delimiter)):
+                out.append(token)
+            previous = token
+        return out
+
+    def _commit(self, paths: list[list[int]]) -> None:
+        """Extend the committed words to the whole words every beam agrees on."""
+        first = paths[0]
+        common = len(first)
+        for path in paths[1:]:
+            n = 0
+            limit = min(common, len(path))
+            while n < limit and path[n] == first[n]:
+                n += 1
+            common = n
+        delimiter = self.vocab.word_delimiter_id
+        cut = common
+        while cut > len(self._committed) and first[cut - 1] != delimiter:
+            cut -= 1
+        if cut > len(self._committed) and first[: len(self._committed)] == self._committed:
+            self._committed = first[:cut]
+            self._committed_text = ids_to_text(self._committed, self.vocab)
+
+    def _greedy_tail(self, best: list[int], lookahead: Logits) -> list[int]:
+        if lookahead.shape[0] == 0:
+            return []
+        previous = best[-1] if best else self.vocab.blank_id
+        tail: list[int] = []
+        for label in greedy_ids(lookahead).tolist():
+            if label not in (self.vocab.blank_id, previous):
+                tail.append(label)
+            previous = label
+        return tail
+
+    def _words(self, tokens: Any) -> list[Word]:
+        """Words of the chosen path with their frames and confidence."""
+        if not self._logp:
+            return []
+        logp = np.concatenate(self._logp)
+        path = list(tokens)[1 : 1 + logp.shape[0]]  # [0] is the start state's
+        words: list[Word] = []
+        letters: list[tuple[int, int]] = []
+        for frame, token in enumerate(path):
+            if token in self._text_ids:
+                letters.append((frame, token))
+            elif token == self.vocab.word_delimiter_id and letters:
+                words.append(self._word(letters, logp))
+                letters = []
+        if letters:
+            words.append(self._word(letters, logp))
+        return words
+
+    def _word(self, letters: list[tuple[int, int]], logp: NDArray[np.float32]) -> Word:
+        spelled: list[int] = []
+        last = -2
+        for frame, token in letters:
+            if not spelled or frame != last + 1 or token != spelled[-1]:
+                spelled.append(token)
+            last = frame
+        frames = np.array([f for f, _ in letters])
+        tokens = np.array([t for _, t in letters])
+        confidence = float(np.exp(logp[frames, tokens]).mean())
+        start = self._segment_start + int(frames[0])
+        end = self._segment_start + int(frames[-1]) + 1
+        return Word(
+            text="".join(self.vocab.tokens[t] for t in spelled),
+            start=round(start * self.frame_seconds, 6),
+            end=round(end * self.frame_seconds, 6),
+            confidence=round(min(max(confidence, 0.0), 1.0), 6),
+        )

@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,10 +20,14 @@ from streamasr.server.manifest import (
     PRECISIONS,
     Manifest,
     PrecisionEntry,
+    VadEntry,
     read_manifest,
     sha256_file,
     write_manifest,
 )
+from streamasr.server.presets import StreamingSection, Windows
+from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
+from streamasr.server.vad import VAD_FILE
 
 from . import convert, validate
 from .errors import ExportError, ValidationFailedError
@@ -171,6 +175,11 @@ def _build(
     if not entries:
         raise ValidationFailedError(failures)
     manifest = _manifest(checkpoint, {p: entries[p] for p in PRECISIONS if p in entries})
+    manifest = replace(
+        manifest,
+        streaming=existing.streaming if existing and existing.streaming else _built_in(),
+        vad=_copy_vad(work),
+    )
     with steps.step(f"writing {dest}"):
         write_manifest(manifest, work)
         _publish(work, dest)
@@ -256,6 +265,41 @@ def _manifest(checkpoint: Checkpoint, entries: dict[str, PrecisionEntry]) -> Man
         precisions=entries,
         tools=tool_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _built_in() -> StreamingSection:
+    """The built-in window defaults (``python -m bench tune`` replaces them with measured ones
+    and adds presets; a re-export keeps what tuning wrote)."""
+    return StreamingSection(Windows(DEFAULT_LEFT_S, DEFAULT_HOP_S, DEFAULT_LOOKAHEAD_S))
+
+
+VAD_WHEEL = "silero-vad"
+VAD_IN_WHEEL = "silero_vad/data/silero_vad.onnx"
+
+
+def _copy_vad(work: Path) -> VadEntry | None:
+    """Silero VAD's ONNX file, copied from the installed ``silero-vad`` wheel (the ``export``
+    extra) into the export, so the server runs it with onnxruntime and never needs the wheel
+    or torch. The package is not imported (its ``__init__`` imports torch): the file is read
+    through the distribution's metadata. Without the wheel the export has no VAD (the server's
+    ``--gate auto`` then uses the energy gate)."""
+    try:
+        dist = metadata.distribution(VAD_WHEEL)
+    except metadata.PackageNotFoundError:
+        log.warning("%s is not installed: the export gets no VAD file", VAD_WHEEL)
+        return None
+    source = Path(str(dist.locate_file(VAD_IN_WHEEL)))
+    if not source.is_file():
+        log.warning("%s %s has no %s: no VAD file", VAD_WHEEL, dist.version, VAD_IN_WHEEL)
+        return None
+    target = work / VAD_FILE
+    shutil.copyfile(source, target)
+    return VadEntry(
+        file=VAD_FILE,
+        bytes=target.stat().st_size,
+        sha256=sha256_file(target),
+        source=f"{VAD_WHEEL} {dist.version} wheel, {VAD_IN_WHEEL}",
     )
 
 

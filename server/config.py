@@ -17,6 +17,8 @@ from typing import Any, Literal
 from .constants import DEFAULT_PORT
 from .engine import EngineConfig, default_workers
 from .errors import ServerConfigError, StreamConfigError
+from .gate import GATE_KINDS, gate_config
+from .presets import PRESET_NAMES
 from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
 from .scheduler import SchedulerConfig
 from .stream import (
@@ -51,9 +53,16 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     """0 picks a free port (logged as ``listening on ws://HOST:PORT``)."""
-    left_s: float = DEFAULT_LEFT_S
-    hop_s: float = DEFAULT_HOP_S
-    lookahead_s: float = DEFAULT_LOOKAHEAD_S
+    left_s: float | None = None
+    hop_s: float | None = None
+    lookahead_s: float | None = None
+    """Window flags; None: the model's manifest defaults, else the built-in ones (precedence:
+    a session's preset > these flags or ``preset`` > the manifest > built-in; server/presets.py)."""
+    preset: str | None = None
+    """A latency preset of the model's manifest for sessions that name none (not together with
+    the window flags)."""
+    gate: str = "auto"
+    """``none``, ``energy``, ``silero`` or ``auto`` (Silero when the export has its VAD file)."""
     endpoint_ms: int = DEFAULT_ENDPOINT_MS
     max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     threads: int = 1
@@ -123,18 +132,33 @@ class ServerConfig:
                 _fail(name, str(path), "no such file")
         if self.auth_token is not None and not self.auth_token.strip():
             _fail("auth_token", "", "empty token")
+        _choice("gate", self.gate, GATE_KINDS)
+        if self.preset is not None:
+            _choice("preset", self.preset, PRESET_NAMES)
         try:
-            options = StreamOptions(
-                left_s=self.left_s,
-                hop_s=self.hop_s,
-                lookahead_s=self.lookahead_s,
-                endpoint_ms=self.endpoint_ms,
-                max_segment_s=self.max_segment_s,
-            )
+            options = self._stream_options()
             self._scheduler_config()
         except StreamConfigError as exc:
             raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
         object.__setattr__(self, "stream_options", options)
+
+    def _stream_options(self) -> StreamOptions:
+        windows = {"left_s": self.left_s, "hop_s": self.hop_s, "lookahead_s": self.lookahead_s}
+        given = {name: value for name, value in windows.items() if value is not None}
+        if given and self.preset is not None:
+            _fail(
+                "preset", self.preset, "a preset names whole windows: drop --left/--hop/--lookahead"
+            )
+        return StreamOptions(
+            left_s=DEFAULT_LEFT_S if self.left_s is None else self.left_s,
+            hop_s=DEFAULT_HOP_S if self.hop_s is None else self.hop_s,
+            lookahead_s=DEFAULT_LOOKAHEAD_S if self.lookahead_s is None else self.lookahead_s,
+            endpoint_ms=self.endpoint_ms,
+            max_segment_s=self.max_segment_s,
+            gate=gate_config(self.gate),
+            preset=self.preset,
+            from_model=frozenset(windows) - set(given),
+        )
 
     @property
     def tls(self) -> bool:
@@ -152,7 +176,9 @@ class ServerConfig:
         device (needs onnxruntime to resolve ``auto``)."""
         runtime = self.runtime_config()
         provider = CUDA if resolve_device(self.device) == "cuda" else CPU
-        return EngineConfig(runtime=runtime, scheduler=self._scheduler_config(provider))
+        return EngineConfig(
+            runtime=runtime, scheduler=self._scheduler_config(provider), stream=self.stream_options
+        )
 
     def _scheduler_config(self, provider: str = CPU) -> SchedulerConfig:
         return SchedulerConfig(
@@ -209,9 +235,11 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("device", "--device", str, "inference device", ("auto", "cpu", "cuda")),
     _Option("host", "--host", str, "interface to bind (0.0.0.0: all)"),
     _Option("port", "--port", int, "TCP port (0: any free port)"),
-    _Option("left_s", "--left", float, "window left context, seconds"),
-    _Option("hop_s", "--hop", float, "window hop, seconds (how often partials come)"),
-    _Option("lookahead_s", "--lookahead", float, "window lookahead, seconds"),
+    _Option("left_s", "--left", float, "window left context, s (none: the model's)"),
+    _Option("hop_s", "--hop", float, "window hop, s: how often partials come (none: the model's)"),
+    _Option("lookahead_s", "--lookahead", float, "window lookahead, s (none: the model's)"),
+    _Option("preset", "--preset", str, "latency preset of the model's manifest", PRESET_NAMES),
+    _Option("gate", "--gate", str, "voice-activity gate (auto: silero if exported)", GATE_KINDS),
     _Option("endpoint_ms", "--endpoint-ms", int, "silence that ends a segment, ms"),
     _Option("max_segment_s", "--max-segment-s", float, "longest segment, seconds"),
     _Option("threads", "--threads", int, "onnxruntime intra-op threads per worker"),

@@ -13,6 +13,7 @@ from .manifest import Manifest, read_manifest
 from .runtime import CPU, Runner, RuntimeConfig, load_runner
 from .scheduler import Scheduler, SchedulerConfig
 from .stream import Clock, Stream, StreamOptions, make_stream
+from .vad import SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ class EngineConfig:
     scheduler: SchedulerConfig | None = None
     """None: the defaults, with one worker per ``intra_op_threads`` CPU cores on CPU (one
     worker when onnxruntime may use every core) and one worker on CUDA."""
+    stream: StreamOptions | None = None
+    """The server's stream options, checked against the manifest when the model loads (an
+    unknown ``--preset`` or ``--gate silero`` without a VAD file fails the load, not each
+    session)."""
 
 
 def default_workers(runtime: RuntimeConfig, provider: str) -> int:
@@ -51,6 +56,10 @@ class Engine:
             workers=default_workers(self.config.runtime, self.runner.provider)
         )
         self.scheduler = Scheduler(self.runner, scheduler)
+        self.vad: SileroVad | None = SileroVad.load(self.folder, self.manifest)
+        """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
+        if self.config.stream is not None:
+            self.stream(options=self.config.stream)  # raises what every session would
         self.scheduler.start()
 
     def stream(
@@ -60,13 +69,15 @@ class Engine:
         *,
         clock: Clock = time.monotonic,
     ) -> Stream:
-        """A new streaming recognition stream; ``clock`` measures its lag (tests fake it)."""
+        """A new streaming recognition stream; ``clock`` measures its lag (tests fake it).
+        Without ``options`` its windows are the model's defaults (its manifest's)."""
         return make_stream(
             self.manifest,
             self.scheduler,
             fmt or AudioFormat(),
-            options or StreamOptions(),
+            options or StreamOptions.model_defaults(),
             clock=clock,
+            vad=self.vad,
         )
 
     def offline_stream(

@@ -1,4 +1,10 @@
-"""A cheap energy gate: windows whose new audio is silence skip inference.
+"""Voice-activity gates: windows whose new audio holds no speech skip inference.
+
+Two gates share one interface (:class:`Gate`): the energy gate below, and Silero VAD
+(:class:`VadGateConfig`, run by :mod:`.vad`). ``--gate`` / the ``start`` field ``gate`` name one
+of :data:`GATE_KINDS`; :func:`gate_config` turns the name into the stream's gate setting.
+
+The energy gate is cheap but fooled by noise (see docs/streaming.md, "Gates under noise").
 
 For each window the gate measures the energy of every 20 ms frame of the audio the window adds
 (its kept and lookahead part, not the left context) and calls the window silent when the loudest
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +28,38 @@ from .windows import Samples, Window
 
 _POWER_FLOOR = 1e-10
 """Power floor of the frame energies (-100 dBFS), so digital silence stays finite."""
+
+
+GateKind = Literal["none", "energy", "silero", "auto"]
+GATE_KINDS: tuple[GateKind, ...] = ("none", "energy", "silero", "auto")
+"""``auto``: Silero when the export has its VAD file, else the energy gate."""
+
+
+class Gate(Protocol):
+    """A per-stream voice-activity decision over windows, called on every window in order."""
+
+    def is_silent(self, window: Window) -> bool:
+        """True when the audio ``window`` adds (kept and lookahead part) holds no speech."""
+        ...
+
+
+@dataclass(frozen=True)
+class VadGateConfig:
+    """Silero VAD gate settings (see :mod:`.vad`)."""
+
+    threshold: float = 0.5
+    """Speech probability from which a 32 ms VAD frame counts as speech (Silero's default)."""
+    pad_s: float = 0.3
+    """A window is speech too when speech was seen this long before its new audio, so the
+    trailing edge of a word is decoded, not blanked."""
+    fallback_energy: bool = False
+    """``auto``: use the energy gate when the export has no VAD file, instead of failing."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise StreamConfigError("threshold", self.threshold, "0 < threshold < 1")
+        if not 0.0 <= self.pad_s <= 2.0:
+            raise StreamConfigError("pad_s", self.pad_s, "0 to 2 seconds")
 
 
 @dataclass(frozen=True)
@@ -79,3 +118,29 @@ class EnergyGate:
             )
         )
         return loudest < self.config.silence_db or loudest < floor + self.config.margin_db
+
+
+AnyGateConfig = GateConfig | VadGateConfig | None
+"""A stream's gate: energy, Silero, or None (every window runs)."""
+
+
+def gate_config(kind: str) -> AnyGateConfig:
+    """The gate setting of a ``--gate`` / ``start.gate`` name (StreamConfigError otherwise)."""
+    if kind == "none":
+        return None
+    if kind == "energy":
+        return GateConfig()
+    if kind == "silero":
+        return VadGateConfig()
+    if kind == "auto":
+        return VadGateConfig(fallback_energy=True)
+    raise StreamConfigError("gate", kind, "one of " + ", ".join(GATE_KINDS))
+
+
+def gate_kind(config: AnyGateConfig) -> GateKind:
+    """The name of a gate setting (inverse of :func:`gate_config`)."""
+    if config is None:
+        return "none"
+    if isinstance(config, GateConfig):
+        return "energy"
+    return "auto" if config.fallback_energy else "silero"

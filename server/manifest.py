@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from .errors import ManifestError, ModelFileError
+from .presets import StreamingSection
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -139,6 +140,51 @@ class PrecisionEntry:
 
 
 @dataclass(frozen=True)
+class VadEntry:
+    """The voice-activity model copied into the export (Silero VAD's ONNX file)."""
+
+    file: str
+    bytes: int
+    sha256: str
+    source: str
+    """Where it came from: ``silero-vad 6.2.3 wheel, silero_vad/data/silero_vad.onnx``."""
+    frame_samples: int = 512
+    """Samples per call at ``sample_rate`` (its native frame)."""
+    context_samples: int = 64
+    """Samples of the previous frame prepended to each call."""
+    sample_rate: int = SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class DecoderSection:
+    """Optional ``decoder`` section: how this model is best decoded (the server's flags win)."""
+
+    lm: str | None = None
+    """KenLM file (ARPA or binary) relative to the model folder."""
+    beam_width: int | None = None
+    lm_weight: float | None = None
+    word_score: float | None = None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> DecoderSection:
+        unknown = sorted(set(raw) - {"lm", "beam_width", "lm_weight", "word_score"})
+        if unknown:
+            raise ValueError(f"unknown decoder field {unknown[0]!r}")
+
+        def number(name: str) -> float | None:
+            value = raw.get(name)
+            return None if value is None else float(value)
+
+        beam = raw.get("beam_width")
+        return cls(
+            lm=None if raw.get("lm") is None else str(raw["lm"]),
+            beam_width=None if beam is None else int(beam),
+            lm_weight=number("lm_weight"),
+            word_score=number("word_score"),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything the server needs to run an exported model."""
 
@@ -156,9 +202,24 @@ class Manifest:
     tools: Mapping[str, str]
     created: str
     format_version: int = FORMAT_VERSION
+    decoder: DecoderSection | None = None
+    """Beam search and LM settings for this model, when its export ships them."""
+    streaming: StreamingSection | None = None
+    """Window defaults and latency presets (optional; see :mod:`.presets`)."""
+    vad: VadEntry | None = None
+    """The voice-activity model in the folder, if the export has one (``--gate silero``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.decoder is None:
+            out.pop("decoder")  # optional: absent rather than null
+        out.pop("streaming")
+        out.pop("vad")
+        if self.streaming is not None:
+            out["streaming"] = self.streaming.to_dict()
+        if self.vad is not None:
+            out["vad"] = asdict(self.vad)
+        return out
 
     def entry(self, precision: str) -> PrecisionEntry:
         try:
@@ -234,7 +295,18 @@ def _parse(raw: dict[str, Any]) -> Manifest:
         tools={str(k): str(v) for k, v in dict(raw.get("tools", {})).items()},
         created=str(raw.get("created", "")),
         format_version=version,
+        decoder=DecoderSection.parse(raw["decoder"]) if raw.get("decoder") else None,
+        streaming=_streaming(raw.get("streaming")),
+        vad=None if raw.get("vad") is None else VadEntry(**dict(raw["vad"])),
     )
+
+
+def _streaming(raw: object) -> StreamingSection | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError("streaming is not an object")
+    return StreamingSection.from_dict(cast(dict[str, Any], raw))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

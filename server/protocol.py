@@ -46,6 +46,8 @@ from .errors import (
     echo,
 )
 from .events import Lagging, Partial, Segment
+from .gate import GATE_KINDS, gate_config
+from .presets import PRESET_NAMES
 from .stream import StreamOptions
 
 
@@ -130,6 +132,8 @@ START_FIELDS: Final = frozenset(
         "words",
         "endpoint_ms",
         "max_segment_s",
+        "preset",
+        "gate",
     }
 )
 """Fields a ``start`` message may carry; any other field is an ``invalid_field`` error."""
@@ -150,6 +154,11 @@ class StartMessage:
     """Per-stream endpoint silence (100 to 10,000 ms); None: the server's setting."""
     max_segment_s: float | None = None
     """Per-stream longest segment (2 to 120 s); None: the server's setting."""
+    preset: str | None = None
+    """A latency preset of the model (``fast``, ``balanced``, ``accurate``): its windows
+    override the server's; None: the server's windows."""
+    gate: str | None = None
+    """``none``, ``energy``, ``silero`` or ``auto``; None: the server's ``--gate``."""
 
     def audio_format(self) -> AudioFormat:
         return AudioFormat(self.encoding, self.sample_rate, self.channels)
@@ -161,6 +170,10 @@ class StartMessage:
             options = replace(options, endpoint_ms=self.endpoint_ms)
         if self.max_segment_s is not None:
             options = replace(options, max_segment_s=self.max_segment_s)
+        if self.preset is not None:
+            options = replace(options, preset=self.preset)
+        if self.gate is not None:
+            options = replace(options, gate=gate_config(self.gate))
         return options
 
 
@@ -211,6 +224,7 @@ def _parse_start(data: JsonObject) -> StartMessage:
     if max_segment_s is not None and not _is_number(max_segment_s):
         raise InvalidFieldError("max_segment_s", f"{echo(max_segment_s)} is not a number")
     return StartMessage(
+        **_choices(data),
         sample_rate=parse_sample_rate(data["sample_rate"]),
         encoding=cast(Encoding, encoding),
         channels=int(channels),
@@ -219,6 +233,20 @@ def _parse_start(data: JsonObject) -> StartMessage:
         endpoint_ms=None if endpoint_ms is None else int(endpoint_ms),
         max_segment_s=None if max_segment_s is None else float(max_segment_s),
     )
+
+
+def _choices(data: JsonObject) -> dict[str, str]:
+    """``preset`` and ``gate``, when given: names from their lists (a preset the model lacks
+    is refused when the stream opens, also as ``invalid_field``)."""
+    found: dict[str, str] = {}
+    for name, allowed in (("preset", PRESET_NAMES), ("gate", GATE_KINDS)):
+        value = data.get(name)
+        if value is None:
+            continue
+        if value not in allowed:
+            raise InvalidFieldError(name, f"{echo(value)} is not one of {', '.join(allowed)}")
+        found[name] = str(value)
+    return found
 
 
 def parse_sample_rate(value: object, name: str = "sample_rate") -> int:

@@ -31,6 +31,7 @@ from .errors import AsrError
 from .http import StaticFolder
 from .metrics import ServiceMetrics
 from .modelstore import ModelStore
+from .presets import PRESET_NAMES
 from .runtime import resolve_device
 from .session import Mode, Session, SessionContext
 from .transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
@@ -311,10 +312,23 @@ class Service:
             "model": engine.manifest.name if engine else None,
             "precision": engine.runner.precision if engine else None,
             "provider": engine.runner.provider if engine else None,
+            **self._presets(engine),
         }
         if self.load_error is not None:
             payload["error"] = str(self.load_error)
         return payload
+
+    def _presets(self, engine: Engine | None) -> dict[str, Any]:
+        """``presets``: the model's latency preset names (a session's ``start.preset``);
+        ``preset``: the one sessions get by default (``--preset``, else the manifest's; none
+        with explicit window flags)."""
+        streaming = engine.manifest.streaming if engine else None
+        names = [n for n in PRESET_NAMES if streaming and n in streaming.presets]
+        default = self.config.preset or (streaming.default_preset if streaming else None)
+        config = self.config
+        if {config.left_s, config.hop_s, config.lookahead_s} != {None}:
+            default = None
+        return {"presets": names, "preset": default}
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,9 +32,11 @@ from .endpoint import Endpointer, EndReason
 from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
 from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
-from .gate import EnergyGate, GateConfig
+from .gate import AnyGateConfig, Gate, GateConfig
 from .manifest import Manifest
+from .presets import WINDOW_FIELDS, Windows, resolve_windows
 from .scheduler import Scheduler
+from .vad import SileroVad, make_gate
 from .windows import SlidingWindower, WholeWindower, Window, Windower, WindowPlan
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,15 @@ class StreamOptions:
     """Trailing non-speech after speech that ends a segment (100 to 10,000 ms)."""
     max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     """Longest segment (2 to 120 s); the cut waits up to 1 s for a word boundary."""
-    gate: GateConfig | None = field(default_factory=GateConfig)
-    """Energy gate letting silent windows skip inference; None runs every window."""
+    gate: AnyGateConfig = field(default_factory=GateConfig)
+    """Gate letting windows without speech skip inference: energy (:class:`GateConfig`), Silero
+    VAD (:class:`~.gate.VadGateConfig`), or None (every window runs)."""
+    preset: str | None = None
+    """A preset of the model's manifest (``fast``, ``balanced``, ``accurate``): its windows
+    replace the three above when the stream opens (an unknown name: ``invalid_field``)."""
+    from_model: frozenset[str] = frozenset()
+    """Window fields nobody chose (``left_s``, ``hop_s``, ``lookahead_s``): the manifest's
+    defaults replace them when the stream opens. :meth:`model_defaults` sets all three."""
     max_inflight: int = 4
     """Most windows of this stream waiting in the scheduler at once (1 to 64)."""
     lag_report_s: float = 2.0
@@ -84,6 +94,11 @@ class StreamOptions:
         _check_range("max_segment_s", self.max_segment_s, 2.0, 120.0)
         _check_range("max_inflight", self.max_inflight, 1, 64)
         _check_range("lag_report_s", self.lag_report_s, 0.1, 3600.0)
+
+    @classmethod
+    def model_defaults(cls, **kw: Any) -> StreamOptions:
+        """Options whose windows are the model's (its manifest's ``streaming`` defaults)."""
+        return replace(cls(**kw), from_model=frozenset(WINDOW_FIELDS))
 
     def plan(self, manifest: Manifest) -> WindowPlan:
         return WindowPlan.from_seconds(self.left_s, self.hop_s, self.lookahead_s, manifest.input)
@@ -137,6 +152,7 @@ class Stream:
         windower: Windower,
         decoder: CtcDecoder,
         clock: Clock = time.monotonic,
+        vad: SileroVad | None = None,
     ) -> None:
         self.manifest = manifest
         self.options = options
@@ -150,9 +166,7 @@ class Stream:
         self._vocab_size = len(vocab.tokens)
         spec = manifest.input
         self._frame_s = spec.frame_stride / spec.sample_rate
-        self._gate = (
-            EnergyGate(options.gate, spec.frame_stride, spec.sample_rate) if options.gate else None
-        )
+        self._gate: Gate | None = make_gate(options.gate, vad, spec.frame_stride, spec.sample_rate)
         self._endpointer = Endpointer(
             endpoint_frames=max(1, round(options.endpoint_ms / 1000 / self._frame_s)),
             max_segment_frames=round(options.max_segment_s / self._frame_s),
@@ -226,6 +240,9 @@ class Stream:
     async def _run_async(self, windows: list[Window]) -> list[Event]:
         events: list[Event] = []
         with self._failing():
+            prepare = getattr(self._gate, "prepare", None)
+            if prepare is not None and windows:  # the VAD runs off the event loop
+                await asyncio.to_thread(prepare, windows)
             for window in windows:
                 self._submit(window)
                 while len(self._pending) > self.options.max_inflight:
@@ -343,10 +360,18 @@ def make_stream(
     *,
     offline: bool = False,
     clock: Clock = time.monotonic,
+    vad: SileroVad | None = None,
 ) -> Stream:
     """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
-    ``clock`` is what its lag (audio received against time passed) is measured with."""
+    ``clock`` is what its lag (audio received against time passed) is measured with; ``vad``
+    the engine's Silero VAD (for a Silero gate). The windows are settled against the manifest
+    first (:func:`~.presets.resolve_windows`)."""
     spec = manifest.input
+    current = Windows(options.left_s, options.hop_s, options.lookahead_s)
+    w = resolve_windows(current, options.preset, options.from_model, manifest.streaming)
+    options = replace(
+        options, left_s=w.left_s, hop_s=w.hop_s, lookahead_s=w.lookahead_s, from_model=frozenset()
+    )
     windower: Windower
     if offline:
         windower = WholeWindower(spec)
@@ -362,4 +387,5 @@ def make_stream(
         windower=windower,
         decoder=decoder,
         clock=clock,
+        vad=vad,
     )

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .constants import DEFAULT_PORT
+from .decoding import DecoderSettings
 from .engine import EngineConfig, default_workers
 from .errors import ServerConfigError, StreamConfigError
 from .gate import GATE_KINDS, gate_config
+from .hotwords import DEFAULT_HOTWORD_WEIGHT
 from .presets import PRESET_NAMES
 from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
 from .scheduler import SchedulerConfig
@@ -99,6 +101,16 @@ class ServerConfig:
     workers: int = 1
     """Frontend processes sharing the port, each with its own event loop and model session
     (1: this process serves; see server/workers.py)."""
+    lm: Path | None = None
+    """KenLM file (ARPA or binary): beam search with it (docs/lm.md); None: the manifest's
+    ``decoder`` LM, else greedy decoding (or hotword-only beam search with ``hotwords``)."""
+    beam_width: int | None = None
+    lm_weight: float | None = None
+    word_score: float | None = None
+    """Beam search settings; None: the manifest's ``decoder`` section, else the defaults."""
+    hotwords: Path | None = None
+    """File of phrases to boost, one a line (``PHRASE<TAB>WEIGHT`` sets its own weight)."""
+    hotword_weight: float = DEFAULT_HOTWORD_WEIGHT
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
@@ -135,9 +147,14 @@ class ServerConfig:
         _choice("gate", self.gate, GATE_KINDS)
         if self.preset is not None:
             _choice("preset", self.preset, PRESET_NAMES)
+        for name in ("lm", "hotwords"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                _fail(name, str(path), "no such file")
         try:
             options = self._stream_options()
             self._scheduler_config()
+            self.decoder_settings()
         except StreamConfigError as exc:
             raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
         object.__setattr__(self, "stream_options", options)
@@ -177,7 +194,20 @@ class ServerConfig:
         runtime = self.runtime_config()
         provider = CUDA if resolve_device(self.device) == "cuda" else CPU
         return EngineConfig(
-            runtime=runtime, scheduler=self._scheduler_config(provider), stream=self.stream_options
+            runtime=runtime,
+            scheduler=self._scheduler_config(provider),
+            stream=self.stream_options,
+            decoding=self.decoder_settings(),
+        )
+
+    def decoder_settings(self) -> DecoderSettings:
+        return DecoderSettings(
+            self.lm,
+            self.beam_width,
+            self.lm_weight,
+            self.word_score,
+            self.hotwords,
+            self.hotword_weight,
         )
 
     def _scheduler_config(self, provider: str = CPU) -> SchedulerConfig:
@@ -261,6 +291,12 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("tls_key", "--tls-key", _optional_path, "PEM private key"),
     _Option("shutdown_timeout_s", "--shutdown-timeout", float, "seconds to flush on SIGTERM"),
     _Option("workers", "--workers", int, "frontend processes on the port (Linux)"),
+    _Option("lm", "--lm", _optional_path, "KenLM file (ARPA/binary): beam search with it"),
+    _Option("beam_width", "--beam-width", int, "beams of the LM/hotword search (1 to 128)"),
+    _Option("lm_weight", "--lm-weight", float, "weight of the LM's log probabilities"),
+    _Option("word_score", "--word-score", float, "score added per word (beam search)"),
+    _Option("hotwords", "--hotwords", _optional_path, "file of phrases to boost, one a line"),
+    _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
     _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
 )

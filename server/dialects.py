@@ -8,6 +8,7 @@ flush before an end, the limits and the error handling are the base class's, wri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .audio import AudioFormat
 from .conversation import (
@@ -21,6 +22,7 @@ from .conversation import (
     SessionMetrics,
     State,
 )
+from .decoding import DecodingOptions
 from .errors import (
     AsrError,
     AudioAfterStopError,
@@ -135,6 +137,9 @@ class VoskConversation(Conversation):
             else:
                 self.sample_rate = message.sample_rate or self.sample_rate
                 self.words = self.words if message.words is None else message.words
+                if message.phrase_list is not None:  # boosted, not a grammar (docs/lm.md)
+                    hotwords = DecodingOptions(hotwords=message.phrase_list)
+                    self.options = replace(self.options, decoding=hotwords)
             return []
         actions: list[Action] = []
         if self.budget is None:  # eof before any audio: its reply is an empty result

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AudioFormat
+from .decoding import Decoders, DecoderSettings
 from .manifest import Manifest, read_manifest
 from .runtime import CPU, Runner, RuntimeConfig, load_runner
 from .scheduler import Scheduler, SchedulerConfig
@@ -30,6 +31,8 @@ class EngineConfig:
     """The server's stream options, checked against the manifest when the model loads (an
     unknown ``--preset`` or ``--gate silero`` without a VAD file fails the load, not each
     session)."""
+    decoding: DecoderSettings = field(default_factory=DecoderSettings)
+    """Greedy, or beam search with an LM and hotwords (over the manifest's ``decoder``)."""
 
 
 def default_workers(runtime: RuntimeConfig, provider: str) -> int:
@@ -58,6 +61,8 @@ class Engine:
         self.scheduler = Scheduler(self.runner, scheduler)
         self.vad: SileroVad | None = SileroVad.load(self.folder, self.manifest)
         """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
+        self.decoders = Decoders(self.manifest, self.folder, self.config.decoding)
+        """Makes each stream's CTC decoder (loads the LM once)."""
         if self.config.stream is not None:
             self.stream(options=self.config.stream)  # raises what every session would
         self.scheduler.start()
@@ -78,6 +83,7 @@ class Engine:
             options or StreamOptions.model_defaults(),
             clock=clock,
             vad=self.vad,
+            decoders=self.decoders,
         )
 
     def offline_stream(
@@ -91,10 +97,12 @@ class Engine:
             fmt or AudioFormat(),
             options or StreamOptions(),
             offline=True,
+            decoders=self.decoders,
         )
 
     def close(self) -> None:
         self.scheduler.stop()
+        self.decoders.close()
 
     def __enter__(self) -> Engine:
         return self

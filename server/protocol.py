@@ -19,6 +19,7 @@ from typing import Final, TypeAlias, cast
 from .audio import MAX_RATE, MIN_RATE, AudioFormat
 from .clientjson import JsonObject, parse_json_object
 from .constants import ENCODINGS, PROTOCOL_VERSION, Encoding
+from .decoding import DECODING_FIELDS, DecodingOptions, parse_decoding
 from .errors import (
     AsrError,
     AudioAfterStopError,
@@ -134,6 +135,7 @@ START_FIELDS: Final = frozenset(
         "max_segment_s",
         "preset",
         "gate",
+        *DECODING_FIELDS,
     }
 )
 """Fields a ``start`` message may carry; any other field is an ``invalid_field`` error."""
@@ -159,6 +161,9 @@ class StartMessage:
     override the server's; None: the server's windows."""
     gate: str | None = None
     """``none``, ``energy``, ``silero`` or ``auto``; None: the server's ``--gate``."""
+    decoding: DecodingOptions | None = None
+    """Hotwords and beam search overrides (``hotwords``, ``hotword_weight``, ``beam_width``,
+    ``lm_weight``, ``word_score``); None: the server's."""
 
     def audio_format(self) -> AudioFormat:
         return AudioFormat(self.encoding, self.sample_rate, self.channels)
@@ -174,6 +179,8 @@ class StartMessage:
             options = replace(options, preset=self.preset)
         if self.gate is not None:
             options = replace(options, gate=gate_config(self.gate))
+        if self.decoding is not None:
+            options = replace(options, decoding=self.decoding)
         return options
 
 
@@ -225,6 +232,7 @@ def _parse_start(data: JsonObject) -> StartMessage:
         raise InvalidFieldError("max_segment_s", f"{echo(max_segment_s)} is not a number")
     return StartMessage(
         **_choices(data),
+        decoding=parse_decoding(data),
         sample_rate=parse_sample_rate(data["sample_rate"]),
         encoding=cast(Encoding, encoding),
         channels=int(channels),

@@ -27,7 +27,8 @@ from numpy.typing import NDArray
 
 from .audio import AudioFormat, AudioIntake
 from .ctc import Logits, greedy_ids
-from .decoder import CtcDecoder, GreedyCtcDecoder, Hypothesis, letter_ids
+from .decoder import CtcDecoder, Hypothesis, letter_ids
+from .decoding import Decoders, DecodingOptions, complete_off_loop, stream_decoder
 from .endpoint import Endpointer, EndReason
 from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
 from .events import Event, Final, Lagging, Partial, Segment
@@ -85,6 +86,8 @@ class StreamOptions:
     """Most windows of this stream waiting in the scheduler at once (1 to 64)."""
     lag_report_s: float = 2.0
     """Report :class:`Lagging` when the audio received falls this far behind the wall clock."""
+    decoding: DecodingOptions | None = None
+    """A session's beam search overrides and hotwords (:mod:`.decoding`); None: the server's."""
 
     def __post_init__(self) -> None:
         _check_range("left_s", self.left_s, 0.0, 8.0)
@@ -246,9 +249,11 @@ class Stream:
             for window in windows:
                 self._submit(window)
                 while len(self._pending) > self.options.max_inflight:
-                    events += self._complete(await _result_async(self._pending[0]))
+                    logits = await _result_async(self._pending[0])
+                    events += await complete_off_loop(self._decoder, self._complete, logits)
             while self._pending:
-                events += self._complete(await _result_async(self._pending[0]))
+                logits = await _result_async(self._pending[0])
+                events += await complete_off_loop(self._decoder, self._complete, logits)
         return events
 
     # -- shared steps -------------------------------------------------------------------------
@@ -361,6 +366,7 @@ def make_stream(
     offline: bool = False,
     clock: Clock = time.monotonic,
     vad: SileroVad | None = None,
+    decoders: Decoders | None = None,
 ) -> Stream:
     """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
     ``clock`` is what its lag (audio received against time passed) is measured with; ``vad``
@@ -378,7 +384,7 @@ def make_stream(
         options = replace(options, gate=None)
     else:
         windower = SlidingWindower(options.plan(manifest), spec, manifest.name)
-    decoder = GreedyCtcDecoder(manifest.vocabulary, spec.frame_stride / spec.sample_rate)
+    decoder = stream_decoder(decoders, manifest, options.decoding)
     return Stream(
         manifest,
         scheduler,

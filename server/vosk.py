@@ -16,6 +16,7 @@ from typing import Final as FinalConst
 from typing import TypeAlias
 
 from .clientjson import JsonObject, parse_json_object
+from .decoding import parse_phrases
 from .errors import InvalidFieldError, UnknownMessageError, echo
 from .events import Event, Final, Partial, Segment
 from .manifest import SAMPLE_RATE
@@ -28,10 +29,13 @@ DEFAULT_SAMPLE_RATE: FinalConst = SAMPLE_RATE
 
 @dataclass(frozen=True)
 class VoskConfig:
-    """``{"config": {...}}``; keys other than these (``phrase_list``, ...) are ignored."""
+    """``{"config": {...}}``; keys other than these are ignored."""
 
     sample_rate: int | None = None
     words: bool | None = None
+    phrase_list: tuple[str, ...] | None = None
+    """Vosk's grammar, taken as hotwords: its phrases are *boosted*, other words are still
+    recognised (docs/lm.md); ``[unk]`` entries are dropped."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,13 @@ def parse_vosk_text(text: str) -> VoskMessage:
         words = config.get("words")
         if words is not None and not isinstance(words, bool | int | float):
             raise InvalidFieldError("words", f"{echo(words)} is not a boolean")
+        phrases = config.get("phrase_list")
         return VoskConfig(
             sample_rate=None if rate is None else parse_sample_rate(rate),
             words=None if words is None else bool(words),
+            phrase_list=None
+            if phrases is None
+            else tuple(p for p in parse_phrases(phrases, "phrase_list") if p != "[unk]"),
         )
     if "eof" in data:
         return VoskEof()

@@ -1,63 +1,80 @@
 """The browser page end to end: headless Chromium, a fake microphone playing a wav, the real server.
 
-Chromium runs with ``--use-fake-device-for-media-stream --use-file-for-fake-audio-capture=WAV``
-(it loops the file, which is padded with silence so the endpoint cuts a final) and is driven
-over the DevTools protocol with ``websockets`` as the client. The page opens at
-``/?token=T&autostart=1``: it captures at the AudioContext's own rate through the AudioWorklet,
-sends f32le to ``/v1/stream`` on its own origin with the token passed on, and shows the finals.
-The first final must agree with the fixture model's offline transcript of the wav to at least
-``MIN_AGREEMENT`` in characters (``bench/scoring.agreement`` after ``normalize``): Chromium
-resamples the file to its capture rate, so the audio is close to the file's, not identical.
+Chromium (one per module, :mod:`.browser_cdp`) runs with ``--use-file-for-fake-audio-capture``
+(it loops a wav padded with silence, so the endpoint cuts a final each loop). The tests read the
+page as a user would (its text, its level meter, the files it downloads) and check it against
+independent references: the server's own messages as Chromium saw them on the websocket
+(``Network.webSocketFrameReceived``), the command-line client's cue writer
+(``client/captions.py``) and its file transcription (``stream_file``, what ``asr-client file``
+runs), the strict SRT/WebVTT parsers, and the fixture model's offline transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
 import json
 import logging
-import shutil
-import subprocess
+import os
+import re
+import struct
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+import soundfile
 
 from bench.scoring import agreement, normalize
+from streamasr.client.captions import cues_from_finals
+from streamasr.client.file import stream_file
+from streamasr.client.messages import FinalResult, parse_message
+from streamasr.client.ws import ConnectOptions
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.offline import transcribe_file
 from streamasr.server.runtime import RuntimeConfig
 
-from .client_support import padded_wav
-from .service_util import ServerThread, server_config
+from .browser_cdp import DevTools, Page, find_chromium, launch, open_page
+from .client_support import ParsedCue, padded_wav, parse_srt, parse_vtt
+from .service_util import ServerThread, http_get, server_config
 from .timeouts import timeout
-from .tools import missing
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIN_AGREEMENT = 0.8
 TOKEN = "browser-token"
-FINAL_TIMEOUT_S = timeout(30.0)
+FINAL_WAIT_S = 30.0
+SCREENSHOTS = os.environ.get("ASR_PAGE_SCREENSHOTS")
+"""A folder to save the page's screenshots in (docs/page is where the README takes them from)."""
+AA_TEXT = 4.5
+
+STATE = """(() => {
+  const $ = (id) => document.getElementById(id);
+  return {
+    status: $("status").textContent,
+    state: $("status").dataset.state,
+    finals: Array.from(document.querySelectorAll("#finals .text"), (e) => e.textContent),
+    times: Array.from(document.querySelectorAll("#finals time"), (e) => e.textContent),
+    committed: $("partial-committed").textContent,
+    provisional: $("partial-provisional").textContent,
+    level: Number($("level").getAttribute("aria-valuenow")),
+    timer: $("timer").textContent,
+    delay: $("delay").textContent,
+    progress: $("progress").value,
+    speed: $("speed").textContent,
+    failure: $("problem").hidden ? null : $("problem").dataset.failure,
+    problem: $("problem").hidden ? "" : $("problem").textContent,
+    model: $("model").textContent,
+    precision: $("precision").textContent,
+    provider: $("provider").textContent,
+  };
+})()"""
 
 
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        missing("Chromium is not installed (apt-get install chromium; CI installs it)")
-    return path
+# -- fixtures ---------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +86,15 @@ def speech(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def audio_files(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A 16 kHz mono flac as shipped and a 44.1 kHz stereo wav."""
+    tts = shared_dir / "speech" / "dev" / "tts"
+    stereo = padded_wav(tts / "tts-017.flac", tmp_path_factory.mktemp("files") / "tts-017-44k.wav",
+                        rate=44100, before_s=0.3, after_s=0.5, channels=2)  # fmt: skip
+    return [tts / "tts-006.flac", stereo]
+
+
+@pytest.fixture(scope="module")
 def offline_text(fixture_export: Path, speech: Path) -> str:
     with Engine(fixture_export, EngineConfig(runtime=RuntimeConfig(device="cpu"))) as engine:
         transcript = transcribe_file(engine, speech)
@@ -76,142 +102,24 @@ def offline_text(fixture_export: Path, speech: Path) -> str:
     return normalize(transcript.text)
 
 
-class DevTools:
-    """A minimal Chrome DevTools protocol client: commands by id, events ignored but logged."""
-
-    def __init__(self, connection: ClientConnection) -> None:
-        self._connection = connection
-        self._next_id = 0
-        self.console: list[str] = []
-
-    async def call(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session is not None:
-            message["sessionId"] = session
-        await self._connection.send(json.dumps(message))
-        while True:
-            reply = json.loads(await self._connection.recv())
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                result: dict[str, Any] = reply["result"]
-                return result
-            if reply.get("method") in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown"):
-                self.console.append(json.dumps(reply["params"])[:500])
-
-    async def evaluate(self, session: str, expression: str) -> Any:
-        reply = await self.call(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
-        )
-        if "exceptionDetails" in reply:
-            raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
-        return reply["result"].get("value")
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
 
 
-@contextlib.asynccontextmanager
-async def launch(chromium: str, wav: Path, profile: Path, tls: bool) -> AsyncIterator[DevTools]:
-    """Headless Chromium with a fake microphone playing ``wav``, and a DevTools connection."""
-    args = [
-        chromium,
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-extensions",
-        "--mute-audio",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--autoplay-policy=no-user-gesture-required",
-        "--remote-debugging-port=0",
-        f"--user-data-dir={profile}",
-    ]
-    if tls:
-        args.append("--ignore-certificate-errors")  # the test's self-signed certificate
-    log = (profile.parent / "chromium.log").open("w")
-    process = subprocess.Popen([*args, "about:blank"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout(20)
-        while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("Chromium did not start its DevTools endpoint")
-            await asyncio.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        async with connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as connection:
-            yield DevTools(connection)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout(10))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-PAGE_STATE = """JSON.stringify({
-  status: document.getElementById("status").textContent,
-  state: document.getElementById("status").dataset.state,
-  finals: document.getElementById("finals").textContent,
-  partial: document.getElementById("partial").textContent,
-})"""
-
-
-async def transcribe_in_browser(
-    chromium: str, wav: Path, profile: Path, page_url: str, tls: bool
-) -> tuple[str, list[dict[str, str]], dict[str, str]]:
-    """Open the page, wait for the first final, press Stop; the final and the states seen.
-
-    Then the page again with a wrong token: the state it ends in is the third result.
-    """
-    async with launch(chromium, wav, profile, tls) as devtools:
-        target = await devtools.call("Target.createTarget", {"url": "about:blank"})
-        attached = await devtools.call(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-        )
-        session = attached["sessionId"]
-        await devtools.call("Runtime.enable", session=session)
-        await devtools.call("Page.navigate", {"url": page_url}, session=session)
-        seen: list[dict[str, str]] = []
-        deadline = time.monotonic() + FINAL_TIMEOUT_S
-        while True:
-            with contextlib.suppress(RuntimeError):  # the page may still be loading
-                state = json.loads(await devtools.evaluate(session, PAGE_STATE))
-                seen.append(state)
-                if state["finals"].strip() or state["state"] == "error":
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no final in {FINAL_TIMEOUT_S} s: {seen[-3:]}, "
-                                     f"console: {devtools.console}")  # fmt: skip
-            await asyncio.sleep(0.2)
-        first_final = seen[-1]["finals"]
-        await devtools.evaluate(session, 'document.getElementById("toggle").click()')
-        deadline = time.monotonic() + timeout(15)
-        while seen[-1]["state"] != "idle" and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            seen.append(json.loads(await devtools.evaluate(session, PAGE_STATE)))
-        wrong = page_url.replace(f"token={TOKEN}", "token=wrong")
-        await devtools.call("Page.navigate", {"url": wrong}, session=session)
-        deadline = time.monotonic() + timeout(15)
-        refused: dict[str, str] = {}
-        while refused.get("state") != "error" and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            with contextlib.suppress(RuntimeError):
-                refused = json.loads(await devtools.evaluate(session, PAGE_STATE))
-        return first_final, seen, refused
+@pytest.fixture(scope="module")
+def browser(
+    speech: Path, downloads: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevTools]:
+    chromium = find_chromium()
+    with launch(
+        chromium, speech, tmp_path_factory.mktemp("chromium") / "profile", downloads
+    ) as devtools:
+        yield devtools
 
 
 @pytest.fixture(scope="module", params=["http", "https"])
-def served(
-    request: pytest.FixtureRequest,
-    fixture_export: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ServerThread]:
+def served(request: pytest.FixtureRequest, fixture_export: Path) -> Iterator[ServerThread]:
     """The server with a token, over plain HTTP/ws and over HTTPS/wss (self-signed)."""
     config = server_config(fixture_export, auth_token=TOKEN)
     if request.param == "https":
@@ -221,26 +129,417 @@ def served(
         yield running
 
 
-def test_page_transcribes_the_fake_microphone(
-    chromium: str,
-    served: ServerThread,
-    speech: Path,
-    offline_text: str,
-    tmp_path: Path,
+@pytest.fixture(scope="module")
+def open_server(fixture_export: Path) -> Iterator[ServerThread]:
+    """The server without a token, over plain HTTP."""
+    with ServerThread(server_config(fixture_export)) as running:
+        yield running
+
+
+def page_url(server: ServerThread, query: str = "") -> str:
+    scheme = "https" if server.config.tls else "http"
+    return f"{scheme}://127.0.0.1:{server.port}/{query}"
+
+
+def state(page: Page) -> dict[str, Any]:
+    value: dict[str, Any] = page.evaluate(STATE)
+    return value
+
+
+def download(page: Page, folder: Path, button: str, suffix: str) -> str:
+    """Press a download button; the text of the file the browser saved."""
+    before = len(page.devtools.of("Browser.downloadProgress"))
+    page.click(button)
+
+    def completed() -> list[dict[str, Any]]:
+        page.devtools.pump()
+        progress = page.devtools.of("Browser.downloadProgress")[before:]
+        return [p for p in progress if p["state"] == "completed"]
+
+    guid = wait_until(completed, f"the {suffix} download to complete")[0]["guid"]
+    begun = next(b for b in page.devtools.of("Browser.downloadWillBegin") if b["guid"] == guid)
+    name = str(begun["suggestedFilename"])
+    assert name.endswith(suffix), name
+    return (folder / name).read_text(encoding="utf-8")
+
+
+def wait_until(check: Callable[[], T], what: str, seconds: float = 15.0) -> T:
+    deadline = time.monotonic() + timeout(seconds)
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout(seconds):.0f} s for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def finals_received(page: Page) -> list[FinalResult]:
+    """The finals the server sent to the page, as Chromium saw them on the websocket."""
+    messages = [parse_message(json.dumps(m)) for m in page.websocket_messages()]
+    return [m for m in messages if isinstance(m, FinalResult)]
+
+
+def expected_cues(finals: list[FinalResult]) -> list[ParsedCue]:
+    return [ParsedCue(c.start_ms, c.end_ms, c.lines) for c in cues_from_finals(finals)]
+
+
+# -- live captions ------------------------------------------------------------------------------
+
+
+def test_live_captions_from_the_microphone(
+    browser: DevTools, served: ServerThread, offline_text: str, downloads: Path
 ) -> None:
-    tls = served.config.tls
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{served.port}/?token={TOKEN}&autostart=1"
-    final, seen, refused = asyncio.run(
-        transcribe_in_browser(chromium, speech, tmp_path / "profile", url, tls)
+    with open_page(browser, page_url(served, f"?token={TOKEN}")) as page:
+        engine = served.engine
+        shown = page.wait_for(f"{STATE}.model !== '…' && {STATE}", "the server's figures")
+        assert (shown["model"], shown["precision"], shown["provider"]) == (
+            engine.manifest.name, engine.runner.precision, engine.runner.provider)  # fmt: skip
+        assert "token=" not in page.evaluate("location.href")  # taken out of the address bar
+        page.click("#toggle")
+        seen: list[dict[str, Any]] = []
+        page.wait_for(f"{STATE}.finals.length > 0", "a final", FINAL_WAIT_S,
+                      each=lambda _: seen.append(state(page)))  # fmt: skip
+        final = state(page)
+        levels = [s["level"] for s in seen]
+        assert "listening" in [s["state"] for s in seen], seen[-1]
+        assert max(levels) > -35 and len(set(levels)) > 3, levels  # the meter moves with speech
+        first_partial = next(i for i, s in enumerate(seen) if s["committed"] + s["provisional"])
+        assert not seen[first_partial]["finals"], "partials come before the final"
+        assert re.fullmatch(r"\d+\.\d\d? s", final["delay"]), final["delay"]
+        assert 0.0 < float(final["delay"][:-2]) < 10.0
+        assert final["timer"] != "0:00" and re.fullmatch(r"\d+:\d\d", final["timer"])
+        score = agreement(normalize(final["finals"][0]), offline_text)
+        scheme = "wss" if served.config.tls else "ws"
+        log.info("browser (%s): agreement %.3f, delay %s", scheme, score, final["delay"])
+        assert score >= MIN_AGREEMENT, (final["finals"], offline_text)
+
+        page.click("#toggle")  # Stop: the last audio, `stop`, the server's `end`
+        stopped = page.wait_for(f"{STATE}.state === 'idle' && {STATE}", "the session to end")
+        assert stopped["status"].startswith("stopped") and stopped["failure"] is None, stopped
+        finals = finals_received(page)
+        assert [f.text for f in finals] == stopped["finals"]
+        assert stopped["times"][0] == f"0:{int(finals[0].start):02d}"
+
+        srt = parse_srt(download(page, downloads, "#download-srt", ".srt"))
+        vtt = parse_vtt(download(page, downloads, "#download-vtt", ".vtt"))
+        txt = download(page, downloads, "#download-txt", ".txt")
+        assert srt == vtt == expected_cues(finals)  # the cue times of the finals' words
+        assert srt[0].start_ms == round(finals[0].words[0].start * 1000)
+        assert txt == "".join(f"{f.text}\n" for f in finals)
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+def cli_text(server: ServerThread, path: Path) -> str:
+    """What ``asr-client file PATH`` gives for the file."""
+    return asyncio.run(stream_file(path, ConnectOptions(url=server.ws_url()))).text
+
+
+def drop_file(page: Page, path: Path) -> None:
+    """Drag ``path`` from the desktop and drop it on the captions."""
+    box = page.evaluate(
+        "JSON.stringify(document.getElementById('captions').getBoundingClientRect())"
     )
-    states = [s["state"] for s in seen]
-    assert "error" not in states, seen[-1]
-    assert "listening" in states
-    assert any(s["partial"].strip() for s in seen), "partials are shown while speaking"
-    score = agreement(normalize(final), offline_text)
-    log.info("browser (%s): character agreement with offline %.3f", "wss" if tls else "ws", score)
-    assert score >= MIN_AGREEMENT, (final, offline_text, score)
-    # Stop flushed the session: the server's ``end`` arrived and the page went back to idle
-    assert seen[-1]["state"] == "idle" and seen[-1]["status"].startswith("stopped"), seen[-1]
-    # a wrong ?token= is refused (401) and the page says so
-    assert refused.get("state") == "error" and "wrong token" in refused["status"], refused
+    rect = json.loads(box)
+    x, y = rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2
+    data = {"items": [], "files": [str(path)], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        page.call("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+
+
+def wait_file_done(page: Page, count: int) -> dict[str, Any]:
+    done: dict[str, Any] = page.wait_for(
+        f"{STATE}.state !== 'listening' && {STATE}.status.startsWith('stopped')"
+        f" && {STATE}.finals.length >= {count} && {STATE}",
+        "the file's transcript",
+        FINAL_WAIT_S,
+    )
+    return done
+
+
+def test_chosen_and_dropped_files_give_the_cli_transcript(
+    browser: DevTools, open_server: ServerThread, audio_files: list[Path]
+) -> None:
+    flac, stereo = audio_files
+    with open_page(browser, page_url(open_server)) as page:
+        page.set_files("#file", [flac])
+        chosen = wait_file_done(page, 1)
+        assert chosen["failure"] is None, chosen
+        assert " ".join(chosen["finals"]) == cli_text(open_server, flac)
+        assert chosen["progress"] == 1
+        speed = float(chosen["speed"].split("\N{MULTIPLICATION SIGN}")[0])
+        assert speed > 1.0, chosen["speed"]  # faster than real time
+        sent = [m for m in page.websocket_messages() if m["type"] == "ready"]
+        assert len(sent) == 1
+
+        page.click("#clear")
+        assert state(page)["finals"] == []
+        drop_file(page, stereo)
+        dropped = wait_file_done(page, 1)
+        assert dropped["failure"] is None, dropped
+        assert " ".join(dropped["finals"]) == cli_text(open_server, stereo)
+
+
+# -- look: modes, themes, contrast ------------------------------------------------------------
+
+CONTRAST_PAIRS = """(() => {
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] === 1) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const pairs = [];
+  for (const e of document.querySelectorAll("body *")) {
+    const style = getComputedStyle(e);
+    const text = Array.from(e.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!text || e.closest("[hidden], noscript, option") || e.disabled) continue;
+    if (style.visibility === "hidden" || e.getClientRects().length === 0) continue;
+    pairs.push({ id: e.id || e.tagName.toLowerCase() + (e.className ? "." + e.className : ""),
+                 fg: parse(style.color).slice(0, 3), bg: background(e),
+                 size: parseFloat(style.fontSize) });
+  }
+  return pairs;
+})()"""
+
+
+LOOKS = """({
+  bg: getComputedStyle(document.body).backgroundColor,
+  size: parseFloat(getComputedStyle(document.getElementById("captions")).fontSize),
+  window: document.querySelector(".window").getBoundingClientRect().height,
+  times: getComputedStyle(document.querySelector("#finals time")).display,
+})"""
+LIGHT_BG, DARK_BG = "rgb(255, 255, 255)", "rgb(17, 19, 23)"
+
+
+def luminance(rgb: list[float]) -> float:
+    def channel(value: float) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: list[float], bg: list[float]) -> float:
+    high, low = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def contrast_ratios(page: Page, where: str) -> dict[str, float]:
+    """The lowest contrast of each visible text element, by ``where/element``."""
+    ratios: dict[str, float] = {}
+    for pair in page.evaluate(CONTRAST_PAIRS):
+        ratio, key = contrast(pair["fg"], pair["bg"]), f"{where}/{pair['id']}"
+        ratios[key] = min(ratio, ratios.get(key, ratio))
+    return ratios
+
+
+def assert_aa(ratios: dict[str, float]) -> None:
+    rounded = {key: round(value, 2) for key, value in sorted(ratios.items())}
+    log.info("contrast ratios: %s", json.dumps(rounded))
+    low = {key: value for key, value in rounded.items() if value < AA_TEXT}
+    assert not low, f"below WCAG AA {AA_TEXT}:1: {low}"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_modes_themes_and_contrast(
+    browser: DevTools, open_server: ServerThread, audio_files: list[Path], downloads: Path
+) -> None:
+    with open_page(browser, page_url(open_server)) as page:
+        for count, path in enumerate(audio_files, start=1):  # captions: two transcribed files
+            page.set_files("#file", [path])
+            wait_file_done(page, count)
+        # the second file follows the first on the page's timeline: the captions stay in order
+        cues = parse_srt(download(page, downloads, "#download-srt", ".srt"))
+        assert cues[-1].start_ms >= soundfile.info(str(audio_files[0])).duration * 1000 - 1
+        for _ in range(40):  # Tab to Start, press it with the keyboard
+            if page.evaluate("document.activeElement.id") == "toggle":
+                break
+            page.key("Tab", "Tab", 9)
+        assert page.evaluate("document.activeElement.id") == "toggle"
+        page.key("Enter", "Enter", 13, "\r")
+        page.wait_for(f"{STATE}.provisional !== '' && {STATE}.finals.length === 2",
+                      "a partial with a provisional tail", FINAL_WAIT_S)  # fmt: skip
+        ratios: dict[str, float] = {}
+        for mode in ("transcript", "caption"):
+            for theme in ("light", "dark"):
+                page.choose("#mode", mode)
+                page.choose("#theme", theme)
+                looks = page.evaluate(LOOKS)
+                assert looks["bg"] == (LIGHT_BG if theme == "light" else DARK_BG)
+                if mode == "caption":  # big type, two lines of it, no time stamps
+                    assert looks["size"] >= 32 and looks["times"] == "none", looks
+                    assert looks["window"] == pytest.approx(2 * 1.3 * looks["size"], abs=1.5)
+                else:
+                    assert looks["times"] != "none", looks
+                ratios.update(contrast_ratios(page, f"{mode}/{theme}"))
+                shot = page.screenshot()
+                assert png_size(shot) == (1200, 800)
+                if SCREENSHOTS:
+                    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+                    (Path(SCREENSHOTS) / f"{mode}-{theme}.png").write_bytes(shot)
+        assert_aa(ratios)
+        assert any("partial-provisional" in k for k in ratios)  # the lighter tail was measured
+        # "system" follows prefers-color-scheme
+        page.choose("#theme", "system")
+        for scheme, bg in (("dark", DARK_BG), ("light", LIGHT_BG)):
+            feature = {"name": "prefers-color-scheme", "value": scheme}
+            page.call("Emulation.setEmulatedMedia", {"features": [feature]})
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") == bg
+        page.choose("#mode", "transcript")
+        page.click("#toggle")
+        page.wait_for(f"{STATE}.state === 'idle'", "the session to end")
+
+
+OFFERED = {"presets": ["fast", "accurate"], "languages": ["en", "de"]}
+"""What a server with presets (issue 12) and a multilingual model adds to /healthz."""
+
+
+def offer_choices(page: Page) -> None:
+    """Pause the page's /healthz requests (Fetch domain), to answer them with OFFERED."""
+    page.call("Fetch.enable", {"patterns": [{"urlPattern": "*/healthz"}]})
+
+
+def test_labels_and_offered_choices(
+    browser: DevTools, open_server: ServerThread, audio_files: list[Path]
+) -> None:
+    with open_page(browser, page_url(open_server)) as page:
+        unlabeled = page.evaluate(
+            "Array.from(document.querySelectorAll('button, select, input, [role=meter], output'))"
+            ".filter((e) => !(e.labels && e.labels.length) && !e.textContent.trim()"
+            " && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))"
+            ".map((e) => e.id)"
+        )
+        assert unlabeled == []
+        live = page.evaluate("document.getElementById('finals').getAttribute('aria-live')")
+        assert live == "polite"
+        # this server has no presets or languages: their choices stay hidden
+        page.wait_for("document.getElementById('model').textContent !== '…'", "/healthz")
+        assert page.evaluate("document.getElementById('preset-field').hidden")
+        assert page.evaluate("document.getElementById('language-field').hidden")
+
+    with open_page(browser, page_url(open_server), setup=offer_choices) as page:
+
+        def paused() -> list[dict[str, Any]]:
+            page.devtools.pump()
+            return page.devtools.of("Fetch.requestPaused", page.session)
+
+        health = {**http_get(open_server.port, "/healthz").json(), **OFFERED}
+        body = base64.b64encode(json.dumps(health).encode()).decode()
+        page.call(
+            "Fetch.fulfillRequest",
+            {
+                "requestId": wait_until(paused, "the page's /healthz request")[0]["requestId"],
+                "responseCode": 200,
+                "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                "body": body,
+            },
+        )
+        page.call("Fetch.disable")
+        options = page.wait_for(
+            "!document.getElementById('preset-field').hidden && Array.from("
+            "document.querySelectorAll('#preset option, #language option'), (o) => o.value)",
+            "the offered choices",
+        )
+        assert options == ["", "fast", "accurate", "", "en", "de"]
+        assert not page.evaluate("document.getElementById('language-field').hidden")
+        page.choose("#preset", "accurate")
+        page.choose("#language", "de")
+        page.set_files("#file", [audio_files[0]])
+        start = wait_until(lambda: page.websocket_messages(sent=True), "the start message")[0]
+        assert start["preset"] == "accurate" and start["language"] == "de", start
+        page.wait_for(f"['idle', 'error'].includes({STATE}.state)", "the session to end")
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+PROBLEM = f"{STATE}.failure"
+
+
+def test_failures_say_what_to_do(
+    browser: DevTools, fixture_export: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Microphone refused, token required, server full, shutting down, unreachable: each one
+    named on the page with what to do, on a server with a token and room for one session."""
+    server = ServerThread(server_config(fixture_export, auth_token=TOKEN, max_connections=1))
+    server.start()
+    stopped = False
+    origin = page_url(server).rstrip("/")
+    try:
+        with open_page(browser, page_url(server)) as page:
+            page.evaluate("sessionStorage.clear()")
+            # microphone refused: the site's permission says no
+            set_microphone(page, origin, "denied")
+            page.click("#toggle")
+            refused = page.wait_for(f"{PROBLEM} && {STATE}", "the refusal")
+            assert refused["failure"] == "mic_refused", refused
+            assert "Microphone access was refused" in refused["problem"]
+            assert "Allow the microphone" in refused["problem"]
+            set_microphone(page, origin, "granted")
+
+            # token required: the page asks for it, keeps it for the tab, and goes on
+            page.click("#toggle")
+            asked = page.wait_for(f"{PROBLEM} && {STATE}", "the token question")
+            assert asked["failure"] == "token_required", asked
+            assert "needs an access token" in asked["problem"]
+            assert page.evaluate("!document.getElementById('token-form').hidden")
+            assert page.evaluate("document.activeElement.id") == "token"
+            page.call("Input.insertText", {"text": TOKEN})
+            page.key("Enter", "Enter", 13, "\r")
+            page.wait_for(f"{STATE}.state === 'listening'", "the session with the token")
+            assert page.evaluate("sessionStorage.getItem('streamasr.token')") == TOKEN
+
+            # server full: a second tab finds the one session slot taken
+            with open_page(browser, page_url(server, f"?token={TOKEN}")) as other:
+                other.click("#toggle")
+                busy = other.wait_for(f"{PROBLEM} && {STATE}", "the second tab's refusal")
+                assert busy["failure"] == "overloaded", busy
+                assert (
+                    "The server is busy" in busy["problem"]
+                    and "Wait a few seconds" in busy["problem"]
+                )
+
+            # shutting down: the session gets `shutting_down` and close 1001
+            server.stop()
+            stopped = True
+            down = page.wait_for(f"{PROBLEM} && {STATE}", "the shutdown message")
+            assert down["failure"] == "shutting_down", down
+            assert "shutting down" in down["problem"] and down["state"] == "error"
+
+            # unreachable: nothing answers any more
+            page.click("#toggle")
+            gone = page.wait_for(
+                f"{PROBLEM} === 'unreachable' && {STATE}", "the unreachable server"
+            )
+            assert (
+                "cannot be reached" in gone["problem"]
+                and "asr-server is running" in gone["problem"]
+            )
+            check_contrast(page, "problem")
+    finally:
+        if not stopped:
+            server.stop()
+
+
+def set_microphone(page: Page, origin: str, setting: str) -> None:
+    """The site's microphone permission, as its settings would set it."""
+    permission = {"permission": {"name": "microphone"}, "setting": setting, "origin": origin}
+    page.devtools.call("Browser.setPermission", permission)
+
+
+def check_contrast(page: Page, where: str) -> None:
+    """Every visible text's contrast in both themes is at least AA."""
+    ratios: dict[str, float] = {}
+    for theme in ("light", "dark"):
+        page.choose("#theme", theme)
+        ratios.update(contrast_ratios(page, f"{where}/{theme}"))
+    page.choose("#theme", "system")
+    assert_aa(ratios)

@@ -1,220 +1,279 @@
-// Browser client for protocol v1: microphone -> AudioWorklet -> f32le over a websocket at
-// ws(s)://<this host>/v1/stream; partials and finals shown in the page.
+// The page's wiring: controls, figures and messages. The work is done by live.js (microphone
+// sessions), file-job.js (file sessions), captions.js, exports.js, level.js and failures.js.
 //
-// Page URL parameters: ?token=T is passed on to the websocket (?token=T); ?autostart=1 starts
-// recording on load (needs an autoplay policy that allows audio without a click).
+// Page URL parameters: ?token=T (kept in sessionStorage for this tab, then taken out of the
+// address) and ?autostart=1 (start the microphone on load, where the autoplay policy allows).
 
-const params = new URLSearchParams(window.location.search);
-const token = params.get("token");
-const MAX_PENDING_SECONDS = 10; // audio kept while the socket opens
-const MAX_BUFFERED_SECONDS = 5; // audio the socket may hold unsent before frames are dropped
+import { CaptionsView } from "./captions.js";
+import { FORMATS, download } from "./exports.js";
+import { FAILURES, fetchHealth } from "./failures.js";
+import { FileSession } from "./file-job.js";
+import { clock } from "./format.js";
+import { LevelMeter } from "./level.js";
+import { LiveSession } from "./live.js";
+import { listMicrophones } from "./microphone.js";
+import { applyMode, applyTheme, loadMode, loadTheme, loadToken, saveToken } from "./prefs.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  button: $("toggle"),
+  toggle: $("toggle"),
   status: $("status"),
+  device: $("device"),
+  preset: $("preset"),
+  language: $("language"),
+  file: $("file"),
+  timer: $("timer"),
+  delay: $("delay"),
+  progressField: $("progress-field"),
+  progress: $("progress"),
+  speed: $("speed"),
+  problem: $("problem"),
+  tokenForm: $("token-form"),
+  token: $("token"),
+  hint: $("hint"),
+};
+const captions = new CaptionsView({
   finals: $("finals"),
   committed: $("partial-committed"),
   provisional: $("partial-provisional"),
-};
-
+  scroller: $("captions"),
+});
+const meter = new LevelMeter($("level"), $("level-bar"));
+const finals = []; // every final of this page, on its timeline, for the downloads
+// The page's timeline: sessions back to back, so the downloads of several stay in order.
+let offset = 0; // where the current session's second 0 falls
+let timelineEnd = 0; // the end of the audio of the sessions so far
+let token = loadToken();
 let session = null;
-
-function streamUrl() {
-  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  const query = token ? `?token=${encodeURIComponent(token)}` : "";
-  return `${scheme}//${window.location.host}/v1/stream${query}`;
-}
+let retry = null; // what to run again once a token is entered
 
 function setStatus(text, state) {
   ui.status.textContent = text;
   ui.status.dataset.state = state;
 }
 
-function showPartial(committed, text) {
-  const rest = text.startsWith(committed) ? text.slice(committed.length) : text;
-  ui.committed.textContent = text.startsWith(committed) ? committed : "";
-  ui.provisional.textContent = rest;
+function showServer({ model, precision, provider }) {
+  if (model) $("model").textContent = model;
+  if (precision) $("precision").textContent = precision;
+  if (provider) $("provider").textContent = provider;
 }
 
-function addFinal(message) {
-  const line = document.createElement("p");
-  line.className = "final";
-  line.textContent = message.text;
-  line.title = `${message.start.toFixed(2)}–${message.end.toFixed(2)} s`;
-  ui.finals.appendChild(line);
-  ui.finals.appendChild(document.createTextNode("\n"));
-  showPartial("", "");
+function showProblem(key, detail = "") {
+  const failure = FAILURES[key];
+  $("problem-title").textContent = failure.title;
+  $("problem-advice").textContent = failure.advice;
+  $("problem-detail").textContent = detail;
+  ui.problem.dataset.failure = key;
+  ui.problem.hidden = false;
+  const asksToken = key === "token_required" || key === "token_refused";
+  ui.tokenForm.hidden = !asksToken;
+  if (asksToken) ui.token.focus();
 }
 
-class Session {
-  constructor() {
-    this.ready = false;
-    this.stopping = false;
-    this.closed = false;
-    this.pending = [];
-    this.pendingSamples = 0;
-    this.dropped = 0;
-    this.failed = false;
-    this.opened = false;
-  }
-
-  async start() {
-    setStatus("asking for the microphone…", "starting");
-    this.media = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    });
-    this.context = new AudioContext(); // the device's native rate: no resampling here
-    await this.context.audioWorklet.addModule(new URL("capture-worklet.js", import.meta.url));
-    this.source = this.context.createMediaStreamSource(this.media);
-    this.node = new AudioWorkletNode(this.context, "capture-processor", {
-      numberOfInputs: 1,
-      numberOfOutputs: 1,
-      processorOptions: { frameSeconds: 0.04 },
-    });
-    this.mute = this.context.createGain();
-    this.mute.gain.value = 0; // keeps the node pulled by the graph without playing anything
-    this.node.port.onmessage = (event) => this.onFrame(event.data);
-    this.source.connect(this.node).connect(this.mute).connect(this.context.destination);
-    await this.context.resume();
-    this.rate = this.context.sampleRate;
-    this.open();
-  }
-
-  open() {
-    setStatus(`connecting (${this.rate} Hz)…`, "connecting");
-    this.socket = new WebSocket(streamUrl());
-    this.socket.binaryType = "arraybuffer";
-    this.socket.onopen = () => {
-      this.opened = true;
-      this.socket.send(
-        JSON.stringify({
-          type: "start",
-          sample_rate: this.rate,
-          encoding: "f32le",
-          channels: 1,
-          partials: true,
-          words: true,
-        }),
-      );
-    };
-    this.socket.onmessage = (event) => this.onMessage(event.data);
-    this.socket.onclose = (event) => this.onClose(event);
-  }
-
-  onFrame(data) {
-    if (data && data.flushed) {
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-        this.socket.send(JSON.stringify({ type: "stop" }));
-      }
-      return;
-    }
-    if (!this.ready) {
-      this.pending.push(data);
-      this.pendingSamples += data.length;
-      while (this.pendingSamples > MAX_PENDING_SECONDS * this.rate) {
-        this.pendingSamples -= this.pending.shift().length;
-        this.dropped++;
-      }
-      return;
-    }
-    this.send(data);
-  }
-
-  send(frame) {
-    // Float32Array bytes are little-endian on every platform browsers run on: f32le as is.
-    if (this.socket.bufferedAmount > MAX_BUFFERED_SECONDS * this.rate * 4) {
-      this.dropped++;
-      return;
-    }
-    this.socket.send(frame);
-  }
-
-  onMessage(text) {
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    switch (message.type) {
-      case "ready":
-        this.ready = true;
-        setStatus(`listening — ${message.model} (${message.precision}), ${this.rate} Hz`, "listening");
-        for (const frame of this.pending) this.send(frame);
-        this.pending = [];
-        this.pendingSamples = 0;
-        break;
-      case "partial":
-        showPartial(message.committed || "", message.text || "");
-        break;
-      case "final":
-        addFinal(message);
-        break;
-      case "error":
-        this.failed = true;
-        setStatus(`error: ${message.code}: ${message.message}`, "error");
-        break;
-      case "end":
-        setStatus(`stopped — ${Number(message.audio_seconds).toFixed(1)} s of audio`, "idle");
-        break;
-    }
-  }
-
-  onClose(event) {
-    const unexpected = !this.failed && !(this.stopping && event.code === 1000);
-    if (unexpected && !this.opened) {
-      // The browser hides the HTTP answer: a wrong ?token= (401), a busy or loading server (503).
-      setStatus(`cannot connect to ${streamUrl().split("?")[0]} (wrong token, or server down?)`, "error");
-    } else if (unexpected) {
-      setStatus(`disconnected (${event.code}${event.reason ? ": " + event.reason : ""})`, "error");
-    }
-    this.release();
-  }
-
-  stop() {
-    if (this.stopping) return;
-    this.stopping = true;
-    setStatus("stopping…", "stopping");
-    if (this.source) this.source.disconnect();
-    if (this.media) this.media.getTracks().forEach((track) => track.stop());
-    if (this.ready && this.node) {
-      this.node.port.postMessage("flush"); // the rest of the audio, then stop (onFrame)
-    } else if (this.socket) {
-      this.socket.close(1000);
-    } else {
-      this.release();
-    }
-  }
-
-  release() {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.node) this.node.port.postMessage("close");
-    if (this.media) this.media.getTracks().forEach((track) => track.stop());
-    if (this.context) this.context.close();
-    if (this.dropped) console.warn(`dropped ${this.dropped} audio frame(s)`);
-    session = null;
-    ui.button.textContent = "Start";
-    ui.button.disabled = false;
-  }
+function hideProblem() {
+  ui.problem.hidden = true;
+  delete ui.problem.dataset.failure;
 }
 
-async function toggle() {
-  if (session) {
-    session.stop();
+function updateHint() {
+  ui.hint.hidden = finals.length > 0 || $("partial").textContent !== "";
+}
+
+/** What the sessions report to the page (see session.js). */
+const view = {
+  status: setStatus,
+  ready: (message) => showServer(message),
+  microphoneOpened: () => refreshDevices(),
+  partial(message) {
+    captions.showPartial(message.committed || "", message.text || "");
+    updateHint();
+  },
+  final(message) {
+    const final = shifted(message, offset);
+    finals.push(final);
+    timelineEnd = Math.max(timelineEnd, final.end);
+    captions.addFinal(final);
+    updateHint();
+  },
+  lagging: (message) => setStatus(`the server is ${message.lag_s.toFixed(1)} s behind`, "listening"),
+  level: (samples, seconds) => meter.push(samples, seconds),
+  time: (seconds) => (ui.timer.textContent = clock(seconds)),
+  delay: (seconds) => (ui.delay.textContent = `${seconds.toFixed(seconds < 1 ? 2 : 1)} s`),
+  progress(fraction) {
+    ui.progressField.hidden = false;
+    ui.progress.value = fraction;
+    ui.progress.textContent = `${Math.round(fraction * 100)}%`;
+  },
+  speed: (times) => (ui.speed.textContent = `${times.toFixed(1)}× real time`),
+  failed(key, detail, ended) {
+    showProblem(key, detail);
+    setStatus(FAILURES[key].title, "error");
+    idle(ended);
+  },
+  done(ended, end) {
+    if (end) timelineEnd = Math.max(timelineEnd, offset + Number(end.audio_seconds));
+    const seconds = end ? `${Number(end.audio_seconds).toFixed(1)} s of audio` : "nothing sent";
+    setStatus(`stopped — ${seconds}`, "idle");
+    idle(ended);
+  },
+};
+
+function shifted(final, by) {
+  const words = (final.words || []).map((w) => ({ ...w, start: w.start + by, end: w.end + by }));
+  return { ...final, start: final.start + by, end: final.end + by, words };
+}
+
+function choices() {
+  return { token, preset: ui.preset.value, language: ui.language.value };
+}
+
+function busy(started) {
+  session = started;
+  offset = timelineEnd;
+  hideProblem();
+  meter.reset();
+  ui.delay.textContent = "–";
+  ui.timer.textContent = clock(0);
+  ui.toggle.textContent = "Stop";
+  ui.toggle.setAttribute("aria-pressed", "true");
+  for (const control of [ui.device, ui.preset, ui.language, ui.file]) control.disabled = true;
+}
+
+function idle(ended) {
+  if (session !== ended) return;
+  session = null;
+  meter.reset();
+  ui.toggle.textContent = "Start";
+  ui.toggle.setAttribute("aria-pressed", "false");
+  ui.toggle.disabled = false;
+  for (const control of [ui.device, ui.preset, ui.language, ui.file]) control.disabled = false;
+}
+
+function startLive() {
+  retry = startLive;
+  ui.progressField.hidden = true;
+  const live = new LiveSession(view, choices(), ui.device.value);
+  busy(live);
+  live.start();
+}
+
+function startFile(file) {
+  if (session || !file) return;
+  retry = () => startFile(file);
+  const job = new FileSession(view, choices(), file);
+  busy(job);
+  job.start();
+}
+
+function toggle() {
+  if (session) session.stop();
+  else startLive();
+}
+
+async function refreshDevices() {
+  const chosen = ui.device.value;
+  const microphones = await listMicrophones();
+  const options = [new Option("Default microphone", "")];
+  for (const { id, label } of microphones) if (id && id !== "default") options.push(new Option(label, id));
+  ui.device.replaceChildren(...options);
+  ui.device.value = microphones.some((m) => m.id === chosen) ? chosen : "";
+}
+
+/** A select shown only when /healthz offers its list (issue 12: presets; a multilingual model). */
+function offer(select, field, names) {
+  const list = Array.isArray(names) ? names.filter((n) => typeof n === "string" && n) : [];
+  field.hidden = list.length === 0;
+  select.replaceChildren(new Option("Server default", ""), ...list.map((n) => new Option(n, n)));
+}
+
+async function loadHealth() {
+  const health = await fetchHealth();
+  if (health === null) {
+    showProblem("unreachable");
+    setStatus(FAILURES.unreachable.title, "error");
     return;
   }
-  session = new Session();
-  ui.button.textContent = "Stop";
+  showServer(health.body);
+  offer(ui.preset, $("preset-field"), health.body.presets);
+  offer(ui.language, $("language-field"), health.body.languages);
+  if (!session && health.body.status !== "ok") setStatus(`server ${health.body.status}`, "idle");
+}
+
+function keep(format) {
+  const { type, render } = FORMATS[format];
+  const stamp = new Date().toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-");
+  download(`transcript-${stamp}.${format}`, render(finals), type);
+}
+
+async function copy() {
+  const text = FORMATS.txt.render(finals);
   try {
-    await session.start();
-  } catch (error) {
-    setStatus(`error: ${error.message || error}`, "error");
-    if (session) session.release();
+    await navigator.clipboard.writeText(text);
+    setStatus(`copied ${finals.length} caption paragraph(s)`, session ? "listening" : "idle");
+  } catch {
+    setStatus("copying was refused: select the captions and copy them by hand", "error");
   }
 }
 
-ui.button.addEventListener("click", toggle);
-setStatus("idle — press Start", "idle");
-if (params.get("autostart") === "1") toggle();
+function clear() {
+  finals.length = 0;
+  if (!session) timelineEnd = 0;
+  captions.clear();
+  updateHint();
+}
+
+function setUpDrop() {
+  const overlay = $("drop-overlay");
+  const hasFiles = (event) => event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files");
+  document.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = session ? "none" : "copy";
+    overlay.hidden = Boolean(session);
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (event.relatedTarget === null) overlay.hidden = true;
+  });
+  document.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    overlay.hidden = true;
+    startFile(event.dataTransfer.files[0]);
+  });
+}
+
+function setUp() {
+  const theme = $("theme");
+  const mode = $("mode");
+  theme.value = loadTheme();
+  applyTheme(theme.value);
+  mode.value = loadMode();
+  applyMode(mode.value);
+  theme.addEventListener("change", () => applyTheme(theme.value));
+  mode.addEventListener("change", () => applyMode(mode.value));
+  ui.toggle.addEventListener("click", toggle);
+  ui.file.addEventListener("change", () => {
+    const [file] = ui.file.files;
+    ui.file.value = ""; // the same file can be chosen again
+    startFile(file);
+  });
+  ui.tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    token = ui.token.value.trim();
+    saveToken(token);
+    ui.token.value = "";
+    hideProblem();
+    if (retry && !session) retry();
+  });
+  $("copy").addEventListener("click", copy);
+  $("clear").addEventListener("click", clear);
+  for (const format of ["txt", "srt", "vtt"]) $(`download-${format}`).addEventListener("click", () => keep(format));
+  setUpDrop();
+  ui.toggle.disabled = false;
+  setStatus("idle — press Start or choose a file", "idle");
+}
+
+setUp();
+loadHealth();
+refreshDevices();
+if (new URLSearchParams(window.location.search).get("autostart") === "1") startLive();

@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from .constants import DEFAULT_PORT
 from .decoding import DecoderSettings
-from .engine import EngineConfig, default_workers
+from .engine import EngineConfig
 from .errors import ServerConfigError, StreamConfigError
 from .gate import GATE_KINDS, gate_config
 from .hotwords import DEFAULT_HOTWORD_WEIGHT
+from .inference import InferenceConfig, default_workers
 from .presets import PRESET_NAMES
 from .runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
 from .scheduler import SchedulerConfig
@@ -50,8 +51,15 @@ class ServerConfig:
     language: str | None = None
     """Language code for multilingual adapters (exporting MMS)."""
     precision: Precision = "auto"
-    """``auto``: fp16 on a GPU, int8 on CPU."""
+    """``auto``: fp16 on a GPU, int8 on CPU (and with ``inference`` on Triton: int8)."""
     device: Device = "auto"
+    inference: str = "local"
+    """``local`` (onnxruntime in this process) or ``triton://HOST:PORT`` (a Triton pool over
+    gRPC; the model folder then needs only its manifest.json)."""
+    triton_model: str | None = None
+    """The Triton model; None: ``NAME-PRECISION`` of the manifest (see docs/triton.md)."""
+    triton_timeout_s: float = 5.0
+    """Deadline of one window's request to Triton, retries included."""
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     """0 picks a free port (logged as ``listening on ws://HOST:PORT``)."""
@@ -154,6 +162,7 @@ class ServerConfig:
         try:
             options = self._stream_options()
             self._scheduler_config()
+            self.inference_config()
             self.decoder_settings()
         except StreamConfigError as exc:
             raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
@@ -196,6 +205,7 @@ class ServerConfig:
         return EngineConfig(
             runtime=runtime,
             scheduler=self._scheduler_config(provider),
+            inference=self.inference_config(),
             stream=self.stream_options,
             decoding=self.decoder_settings(),
         )
@@ -208,6 +218,11 @@ class ServerConfig:
             self.word_score,
             self.hotwords,
             self.hotword_weight,
+        )
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(
+            url=self.inference, triton_model=self.triton_model, timeout_s=self.triton_timeout_s
         )
 
     def _scheduler_config(self, provider: str = CPU) -> SchedulerConfig:
@@ -263,6 +278,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("language", "--language", str, "language code when exporting MMS"),
     _Option("precision", "--precision", str, "model file", ("auto", "fp32", "fp16", "int8")),
     _Option("device", "--device", str, "inference device", ("auto", "cpu", "cuda")),
+    _Option("inference", "--inference", str, "local, or triton://HOST:PORT (a Triton pool)"),
+    _Option("triton_model", "--triton-model", str, "Triton model name (default NAME-PRECISION)"),
+    _Option("triton_timeout_s", "--triton-timeout", float, "seconds per Triton request"),
     _Option("host", "--host", str, "interface to bind (0.0.0.0: all)"),
     _Option("port", "--port", int, "TCP port (0: any free port)"),
     _Option("left_s", "--left", float, "window left context, s (none: the model's)"),

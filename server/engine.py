@@ -1,18 +1,19 @@
-"""The engine of one exported model: its manifest, one onnxruntime session, one scheduler."""
+"""The engine of one exported model: its manifest and the inference backend its streams share
+(onnxruntime in this process behind the batching scheduler, or a Triton pool)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AudioFormat
 from .decoding import Decoders, DecoderSettings
+from .inference import InferenceBackend, InferenceConfig, open_backend
 from .manifest import Manifest, read_manifest
-from .runtime import CPU, Runner, RuntimeConfig, load_runner
-from .scheduler import Scheduler, SchedulerConfig
+from .runtime import Runner, RuntimeConfig
+from .scheduler import SchedulerConfig
 from .stream import Clock, Stream, StreamOptions, make_stream
 from .vad import SileroVad
 
@@ -27,20 +28,15 @@ class EngineConfig:
     scheduler: SchedulerConfig | None = None
     """None: the defaults, with one worker per ``intra_op_threads`` CPU cores on CPU (one
     worker when onnxruntime may use every core) and one worker on CUDA."""
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    """Where windows run: ``local`` (the runtime and scheduler settings above) or a Triton pool
+    (no onnxruntime session in this process; ``scheduler.max_queue`` bounds its requests)."""
     stream: StreamOptions | None = None
     """The server's stream options, checked against the manifest when the model loads (an
     unknown ``--preset`` or ``--gate silero`` without a VAD file fails the load, not each
     session)."""
     decoding: DecoderSettings = field(default_factory=DecoderSettings)
     """Greedy, or beam search with an LM and hotwords (over the manifest's ``decoder``)."""
-
-
-def default_workers(runtime: RuntimeConfig, provider: str) -> int:
-    """Scheduler workers that keep the cores busy without oversubscribing them."""
-    if provider != CPU or runtime.intra_op_threads == 0:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(16, (cores or 1) // runtime.intra_op_threads))
 
 
 class Engine:
@@ -54,11 +50,16 @@ class Engine:
         self.folder = Path(folder)
         self.config = config or EngineConfig()
         self.manifest: Manifest = read_manifest(self.folder)
-        self.runner: Runner = load_runner(self.folder, self.manifest, self.config.runtime)
-        scheduler = self.config.scheduler or SchedulerConfig(
-            workers=default_workers(self.config.runtime, self.runner.provider)
+        self.runner: Runner
+        self.scheduler: InferenceBackend
+        """Where streams submit windows: the local batching scheduler or the Triton backend."""
+        self.runner, self.scheduler = open_backend(
+            self.folder,
+            self.manifest,
+            self.config.runtime,
+            self.config.scheduler,
+            self.config.inference,
         )
-        self.scheduler = Scheduler(self.runner, scheduler)
         self.vad: SileroVad | None = SileroVad.load(self.folder, self.manifest)
         """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
         self.decoders = Decoders(self.manifest, self.folder, self.config.decoding)
@@ -66,6 +67,11 @@ class Engine:
         if self.config.stream is not None:
             self.stream(options=self.config.stream)  # raises what every session would
         self.scheduler.start()
+
+    @property
+    def available(self) -> bool:
+        """Whether windows can run now (False while a Triton pool is unreachable)."""
+        return self.scheduler.available
 
     def stream(
         self,

@@ -34,9 +34,9 @@ from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamState
 from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
 from .gate import AnyGateConfig, Gate, GateConfig
+from .inference import InferenceBackend
 from .manifest import Manifest
 from .presets import WINDOW_FIELDS, Windows, resolve_windows
-from .scheduler import Scheduler
 from .vad import SileroVad, make_gate
 from .windows import SlidingWindower, WholeWindower, Window, Windower, WindowPlan
 
@@ -148,7 +148,7 @@ class Stream:
     def __init__(
         self,
         manifest: Manifest,
-        scheduler: Scheduler,
+        scheduler: InferenceBackend,
         *,
         fmt: AudioFormat,
         options: StreamOptions,
@@ -359,7 +359,7 @@ class Stream:
 
 def make_stream(
     manifest: Manifest,
-    scheduler: Scheduler,
+    scheduler: InferenceBackend,
     fmt: AudioFormat,
     options: StreamOptions,
     *,

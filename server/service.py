@@ -255,7 +255,8 @@ class Service:
 
     def _http(self, path: str) -> Response:
         if path == "/healthz":
-            return http.health(self._health(), self.engine is not None and not self._draining)
+            ready = self.engine is not None and self.engine.available and not self._draining
+            return http.health(self._health(), ready)
         if path == "/metrics":
             return http.metrics_page(self.metrics.render())
         if path in ("/", "/index.html"):
@@ -280,6 +281,8 @@ class Service:
         if self.engine is None:
             reason = "the model failed to load" if self.load_error else "the model is loading"
             return http.unavailable(reason, RETRY_LOADING_S)
+        if not self.engine.available:  # a Triton pool that is down: see docs/triton.md
+            return http.unavailable("the inference pool is unavailable", RETRY_FULL_S)
         self._admitted = {c for c in self._admitted if not c.transport.is_closing()}
         if len(self._admitted) >= self.config.max_connections:
             return http.unavailable(
@@ -304,6 +307,8 @@ class Service:
             status = "draining"
         elif engine is None:
             status = "error" if self.load_error else "loading"
+        elif not engine.available:
+            status = "inference_unavailable"
         payload: dict[str, Any] = {
             "status": status,
             "protocol": PROTOCOL_VERSION,
@@ -316,6 +321,8 @@ class Service:
         }
         if self.load_error is not None:
             payload["error"] = str(self.load_error)
+        elif engine is not None and engine.scheduler.problem is not None:
+            payload["error"] = engine.scheduler.problem
         return payload
 
     def _presets(self, engine: Engine | None) -> dict[str, Any]:

@@ -77,6 +77,8 @@ def decode(data: bytes | bytearray | memoryview, fmt: AudioFormat) -> AudioFrame
     else:
         samples = raw.astype(np.float32)
         _check_finite(samples)
+    if fmt.channels == 1:
+        return samples  # already a new contiguous array
     return _downmix(samples.reshape(-1, fmt.channels))
 
 

@@ -44,6 +44,11 @@ Log: TypeAlias = "logging.Logger | logging.LoggerAdapter[logging.Logger]"
 Message: TypeAlias = str | bytes
 Clock: TypeAlias = Callable[[], float]
 
+AUDIO_REPORT_S = 1.0
+"""Audio a conversation collects before it reports it to the metrics (it also reports with
+each reply to the engine's events and at the end): one metrics call, which takes a lock, per
+second of audio instead of one per frame."""
+
 
 class State(enum.Enum):
     AWAITING_START = "awaiting_start"
@@ -189,6 +194,7 @@ class Conversation:
         self._ending: AsrError | None = None
         """Why the session ends after the flush (None: the client's stop/eof)."""
         self._late: AsrError | None = None
+        self._unreported_audio = 0.0
 
     @property
     def audio_seconds(self) -> float:
@@ -221,7 +227,9 @@ class Conversation:
             self._window_end += now - self._listening_since  # decoding time does not count
         self._listening_since = now
         actions = self._replies(events)
-        self._observe(events)
+        if events:
+            self._observe(events, now)
+            self.report_audio()
         if self._over:
             return actions + self._end(SessionTooLongError(self.limits.max_session_s))
         return actions
@@ -229,7 +237,8 @@ class Conversation:
     def flushed(self, events: Sequence[Event]) -> list[Action]:
         """What the stream produced for the :class:`Flush`: the last finals, then the end."""
         actions = self._last_replies(events)
-        self._observe(events)
+        self._observe(events, self.clock())
+        self.report_audio()
         error = self._late or self._ending
         if error is not None:
             return actions + self._error(error)
@@ -276,19 +285,30 @@ class Conversation:
 
     # -- shared steps ---------------------------------------------------------------------------
 
+    def report_audio(self) -> None:
+        """Report the audio received and not reported yet (the driver calls it once more when
+        the connection ends)."""
+        if self._unreported_audio:
+            self.metrics.audio_received(self._unreported_audio)
+            self._unreported_audio = 0.0
+
     def _audio(self, data: bytes) -> list[Action]:
         check_frame(data)
         actions: list[Action] = []
-        if self.budget is None:
+        budget = self.budget
+        if budget is None:
             actions.append(self._open(self._audio_format(), self.options))
-        budget = self._opened()
-        before = budget.seconds
+            budget = self._opened()
+        frames = budget.frames
         data, self._over = budget.take(data)
-        seconds = budget.seconds - before
+        seconds = (budget.frames - frames) / budget.format.sample_rate
         self._window_audio += seconds
-        self.metrics.audio_received(seconds)
+        self._unreported_audio += seconds
+        if self._unreported_audio >= AUDIO_REPORT_S:
+            self.report_audio()
         if data:
-            return [*actions, Feed(data)]
+            actions.append(Feed(data))
+            return actions
         return actions + self.stream_events([])
 
     def _open(self, fmt: AudioFormat, options: StreamOptions) -> Open:
@@ -311,6 +331,7 @@ class Conversation:
 
     def _error(self, exc: BaseException) -> list[Action]:
         spec = error_spec(exc)
+        self.report_audio()
         self.metrics.session_error(spec.code)
         if isinstance(exc, ProtocolError | IdleTimeoutError | TooSlowError | SessionTooLongError):
             self.log.info("closing %d %s: %s", spec.close, spec.code, exc)
@@ -321,8 +342,8 @@ class Conversation:
         self.state = State.CLOSED
         return [Send(error_message(spec.code, client_message(exc))), Close(spec.close, spec.code)]
 
-    def _observe(self, events: Sequence[Event]) -> None:
-        elapsed = self.clock() - self._received
+    def _observe(self, events: Sequence[Event], now: float) -> None:
+        elapsed = now - self._received
         for event in events:
             if isinstance(event, Final):
                 self.metrics.final_sent(elapsed)

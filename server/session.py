@@ -93,8 +93,13 @@ class Session:
         # (idle timeout and shutdown before any message), so a v1 conversation stands in.
         self.conversation = self._conversation("vosk" if mode == "vosk" else "v1")
         self._stream: Stream | None = None
-        self._receiving: asyncio.Timeout | None = None
-        """The deadline of the ``recv()`` in progress (:meth:`wake` moves it to now)."""
+        self._task: asyncio.Task[Any] | None = None
+        self._receiving = False
+        """Whether the task waits in ``recv()`` (where :meth:`_interrupt` may cancel it)."""
+        self._interrupted = False
+        self._due = math.inf
+        """Loop time at which the ``recv()`` in progress gives up."""
+        self._alarm: asyncio.TimerHandle | None = None
         self._counted: str | None = None
 
     def _conversation(self, dialect: Literal["v1", "vosk"]) -> Conversation:
@@ -118,6 +123,7 @@ class Session:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         if self.mode != "auto":
             self._opened(self.mode)
         try:
@@ -126,15 +132,17 @@ class Session:
         except ConnectionClosed as exc:
             self._peer_closed(exc)
         finally:
+            if self._alarm is not None:
+                self._alarm.cancel()
+            self.conversation.report_audio()
             if self._counted is not None:
                 self.context.metrics.session_closed(self._counted)
 
     def wake(self) -> None:
         """Stop waiting for the client's next message (the server is stopping): the session's
         next turn sees ``stopping`` set. Call from the event loop."""
-        receiving = self._receiving
-        if receiving is not None and not receiving.expired():
-            receiving.reschedule(-math.inf)
+        if self._receiving:
+            self._interrupt()
 
     def _opened(self, dialect: str) -> None:
         self._counted = dialect
@@ -167,16 +175,44 @@ class Session:
     async def _receive(self, timeout: float) -> Message | None:
         """The next message, or None after ``timeout`` seconds or when :meth:`wake` is called.
 
-        A plain ``recv()`` under ``asyncio.timeout``: no task or wait per message. Cancelling
-        ``recv()`` is safe (websockets keeps the message for the next one)."""
+        A plain ``recv()``, interrupted by cancelling it, which is safe (websockets keeps the
+        message for the next call). The session's one alarm is set for the deadline only when
+        that comes earlier than the alarm; ringing early (messages came and moved the deadline
+        on), it sets itself for the new one: no timer per message."""
+        loop = asyncio.get_running_loop()
+        self._due = due = loop.time() + timeout
+        alarm = self._alarm
+        if alarm is None or alarm.when() > due:
+            if alarm is not None:
+                alarm.cancel()
+            self._alarm = None if due == math.inf else loop.call_at(due, self._ring)
+        self._receiving = True
         try:
-            async with asyncio.timeout(None if timeout == math.inf else timeout) as receiving:
-                self._receiving = receiving
-                return await self.ws.recv()
-        except TimeoutError:
+            return await self.ws.recv()
+        except asyncio.CancelledError:
+            task = self._task
+            if not self._interrupted or task is None or task.uncancel() > 0:
+                raise  # cancelled by someone else as well
             return None
         finally:
-            self._receiving = None
+            self._receiving = self._interrupted = False
+
+    def _ring(self) -> None:
+        self._alarm = None
+        if not self._receiving:
+            return  # the next _receive sets the alarm again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._due:
+            self._interrupt()
+        elif self._due != math.inf:
+            self._alarm = loop.call_at(self._due, self._ring)
+
+    def _interrupt(self) -> None:
+        """Cancel the waiting ``recv()`` (called only while it waits: callbacks run while the
+        task is suspended there)."""
+        if not self._interrupted and self._task is not None:
+            self._interrupted = True
+            self._task.cancel()
 
     async def _waiting_message(self) -> Message | None:
         """A message websockets already holds, without waiting for one: recv() returns at its
@@ -207,12 +243,12 @@ class Session:
 
     async def _act(self, action: Action) -> list[Action]:
         conversation = self.conversation
+        if isinstance(action, Feed):  # most actions: first
+            return conversation.stream_events(await self._opened_stream().feed_async(action.data))
         if isinstance(action, Send):
             await self.ws.send(encode(action.message))
         elif isinstance(action, Open):
             self._stream = self.context.engine.stream(action.format, action.options)
-        elif isinstance(action, Feed):
-            return conversation.stream_events(await self._opened_stream().feed_async(action.data))
         elif isinstance(action, Flush):
             events = await self._opened_stream().finish_async()
             late = await self._waiting_message()

@@ -1,10 +1,12 @@
 // The page's wiring: controls, figures and messages. The work is done by live.js (microphone
-// sessions), file-job.js (file sessions), captions.js, exports.js, level.js and failures.js.
+// sessions), file-job.js (file sessions), captions.js, exports.js, level.js, drop.js and
+// failures.js.
 //
 // Page URL parameters: ?token=T (kept in sessionStorage for this tab, then taken out of the
 // address) and ?autostart=1 (start the microphone on load, where the autoplay policy allows).
 
 import { CaptionsView } from "./captions.js";
+import { acceptDrops } from "./drop.js";
 import { FORMATS, download } from "./exports.js";
 import { FAILURES, fetchHealth } from "./failures.js";
 import { FileSession } from "./file-job.js";
@@ -180,10 +182,11 @@ async function refreshDevices() {
 }
 
 /** A select shown only when /healthz offers its list (issue 12: presets; a multilingual model). */
-function offer(select, field, names) {
+function offer(select, field, names, serverDefault) {
   const list = Array.isArray(names) ? names.filter((n) => typeof n === "string" && n) : [];
   field.hidden = list.length === 0;
-  select.replaceChildren(new Option("Server default", ""), ...list.map((n) => new Option(n, n)));
+  const label = typeof serverDefault === "string" && serverDefault ? `Server default (${serverDefault})` : "Server default";
+  select.replaceChildren(new Option(label, ""), ...list.map((n) => new Option(n, n)));
 }
 
 async function loadHealth() {
@@ -194,8 +197,8 @@ async function loadHealth() {
     return;
   }
   showServer(health.body);
-  offer(ui.preset, $("preset-field"), health.body.presets);
-  offer(ui.language, $("language-field"), health.body.languages);
+  offer(ui.preset, $("preset-field"), health.body.presets, health.body.preset);
+  offer(ui.language, $("language-field"), health.body.languages, health.body.language);
   if (!session && health.body.status !== "ok") setStatus(`server ${health.body.status}`, "idle");
 }
 
@@ -220,26 +223,6 @@ function clear() {
   if (!session) timelineEnd = 0;
   captions.clear();
   updateHint();
-}
-
-function setUpDrop() {
-  const overlay = $("drop-overlay");
-  const hasFiles = (event) => event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files");
-  document.addEventListener("dragover", (event) => {
-    if (!hasFiles(event)) return;
-    event.preventDefault();
-    event.dataTransfer.dropEffect = session ? "none" : "copy";
-    overlay.hidden = Boolean(session);
-  });
-  document.addEventListener("dragleave", (event) => {
-    if (event.relatedTarget === null) overlay.hidden = true;
-  });
-  document.addEventListener("drop", (event) => {
-    if (!hasFiles(event)) return;
-    event.preventDefault();
-    overlay.hidden = true;
-    startFile(event.dataTransfer.files[0]);
-  });
 }
 
 function setUp() {
@@ -268,7 +251,7 @@ function setUp() {
   $("copy").addEventListener("click", copy);
   $("clear").addEventListener("click", clear);
   for (const format of ["txt", "srt", "vtt"]) $(`download-${format}`).addEventListener("click", () => keep(format));
-  setUpDrop();
+  acceptDrops($("drop-overlay"), () => Boolean(session), startFile);
   ui.toggle.disabled = false;
   setStatus("idle — press Start or choose a file", "idle");
 }

@@ -53,6 +53,10 @@ export const FAILURES = Object.freeze({
     title: "The server cannot transcribe right now",
     advice: "Its model or inference service failed (see its log or /healthz). Tell whoever runs it.",
   },
+  inference_unavailable: {
+    title: "The server's inference service is unavailable",
+    advice: "The captions so far are kept. Press Start again in a little while, once it is back.",
+  },
   idle_timeout: {
     title: "The session timed out",
     advice: "No audio reached the server for a while. Press Start again.",
@@ -103,6 +107,7 @@ export function serverFailure(code) {
       return "overloaded";
     case "shutting_down":
       return "shutting_down";
+    case "inference_unavailable":
     case "idle_timeout":
     case "too_slow":
     case "session_too_long":
@@ -137,6 +142,7 @@ export async function diagnoseRefusal(hadToken) {
   const { status, sessions, max_connections: maxConnections } = health.body;
   if (status === "draining") return "shutting_down";
   if (status === "loading") return "loading";
+  if (status === "inference_unavailable") return "inference_unavailable";
   if (status !== "ok") return "server_broken";
   if (typeof sessions === "number" && typeof maxConnections === "number" && sessions >= maxConnections) {
     return "overloaded";

@@ -21,6 +21,9 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
 * ``frontend``: the server's CPU per audio second per stream and the streams one worker holds
   with an instant model (only the frontend works), 20 and 100 ms frames, ``--workers`` 1 and 2
   (``bench.frontend_bench``).
+* ``lm``: beam search with an n-gram LM built by ``asr-lm`` from ``text/ljspeech-train.txt``:
+  WER/CER offline and streamed against greedy, decoder CPU per audio second at the default beam
+  and at 32 beside the model's, CPU-bound streams per core, hotword recall (``bench.lm_bench``).
 
 ``--quick`` (the default is ``--full``) finishes in a few minutes on 2 cores; the report says
 what it leaves out. A section that fails is reported as failed; the others still run.
@@ -44,14 +47,14 @@ import numpy as np
 
 from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
-from . import export_bench, frontend_bench, plots, service_bench, stream_bench
+from . import export_bench, frontend_bench, lm_bench, plots, service_bench, stream_bench
 from .machine import Machine, describe
 
 log = logging.getLogger("bench.report")
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
-SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend")
+SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend", "lm")
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
 DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
@@ -235,12 +238,17 @@ def frontend(ctx: Context) -> dict[str, Any]:
     return frontend_bench.measure(folder, audio, plan, ctx.work / "frontend")
 
 
+def lm(ctx: Context) -> dict[str, Any]:
+    return lm_bench.measure(ctx.shared, ctx.work, ctx.tts)
+
+
 SECTION_RUNS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "fidelity": fidelity,
     "grid": grid,
     "speed": speed,
     "capacity": capacity,
     "frontend": frontend,
+    "lm": lm,
 }
 
 
@@ -409,6 +417,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "speed": ("Offline speed", speed_md),
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
     "frontend": ("Frontend cost per stream (instant model)", frontend_md),
+    "lm": ("Language model and hotwords", lm_bench.markdown),
 }
 
 
@@ -504,6 +513,8 @@ def headline(figures: dict[str, Any]) -> list[str]:
         lines += service_bench.summary_lines(sections["capacity"])
     if "frontend" in sections and "setups" in sections["frontend"]:
         lines += frontend_bench.summary_lines(sections["frontend"])
+    if "lm" in sections and "passes" in sections["lm"]:
+        lines += lm_bench.summary_lines(sections["lm"])
     return lines
 
 

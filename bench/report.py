@@ -24,6 +24,10 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
 * ``lm``: beam search with an n-gram LM built by ``asr-lm`` from ``text/ljspeech-train.txt``:
   WER/CER offline and streamed against greedy, decoder CPU per audio second at the default beam
   and at 32 beside the model's, CPU-bound streams per core, hotword recall (``bench.lm_bench``).
+* ``noise``: no gate / energy gate / Silero VAD on the dev sets with 2 s pauses, quiet and under
+  white noise and babble at 20, 10 and 5 dB SNR: model input saved, tts WER, human
+  streaming-vs-offline agreement, words lost at the edges of speech, the VAD's CPU per audio
+  second (``bench.noise``).
 
 ``--quick`` (the default is ``--full``) finishes in a few minutes on 2 cores; the report says
 what it leaves out. A section that fails is reported as failed; the others still run.
@@ -47,14 +51,14 @@ import numpy as np
 
 from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
-from . import export_bench, frontend_bench, lm_bench, plots, service_bench, stream_bench
+from . import export_bench, frontend_bench, lm_bench, noise, plots, service_bench, stream_bench
 from .machine import Machine, describe
 
 log = logging.getLogger("bench.report")
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
-SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend", "lm")
+SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend", "noise", "lm")
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
 DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
@@ -238,6 +242,11 @@ def frontend(ctx: Context) -> dict[str, Any]:
     return frontend_bench.measure(folder, audio, plan, ctx.work / "frontend")
 
 
+def noise_section(ctx: Context) -> dict[str, Any]:
+    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    return noise.measure(folder, ctx.tts, ctx.human)
+
+
 def lm(ctx: Context) -> dict[str, Any]:
     return lm_bench.measure(ctx.shared, ctx.work, ctx.tts)
 
@@ -249,6 +258,7 @@ SECTION_RUNS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "capacity": capacity,
     "frontend": frontend,
     "lm": lm,
+    "noise": noise_section,
 }
 
 
@@ -418,6 +428,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
     "frontend": ("Frontend cost per stream (instant model)", frontend_md),
     "lm": ("Language model and hotwords", lm_bench.markdown),
+    "noise": ("Gates under noise", noise.markdown),
 }
 
 

@@ -16,9 +16,9 @@ from typing import Final as FinalConst
 from typing import TypeAlias
 
 from .clientjson import JsonObject, parse_json_object
-from .decoding import parse_phrases
 from .errors import InvalidFieldError, UnknownMessageError, echo
 from .events import Event, Final, Partial, Segment
+from .hotwords import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 from .manifest import SAMPLE_RATE
 from .protocol import parse_sample_rate
 
@@ -35,7 +35,7 @@ class VoskConfig:
     words: bool | None = None
     phrase_list: tuple[str, ...] | None = None
     """Vosk's grammar, taken as hotwords: its phrases are *boosted*, other words are still
-    recognised (docs/lm.md); ``[unk]`` entries are dropped."""
+    recognised (docs/lm.md)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,20 @@ def parse_vosk_text(text: str) -> VoskMessage:
         return VoskConfig(
             sample_rate=None if rate is None else parse_sample_rate(rate),
             words=None if words is None else bool(words),
-            phrase_list=None
-            if phrases is None
-            else tuple(p for p in parse_phrases(phrases, "phrase_list") if p != "[unk]"),
+            phrase_list=None if phrases is None else _phrase_list(phrases),
         )
     if "eof" in data:
         return VoskEof()
     raise UnknownMessageError(next(iter(data), "(empty object)"))
+
+
+def _phrase_list(value: object) -> tuple[str, ...]:
+    """A grammar as hotwords: ``[unk]``, phrases over 50 characters and those past the 100th
+    are left out rather than refused (vosk-server takes grammars of any size)."""
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise InvalidFieldError("phrase_list", "is not a list of strings")
+    kept = [p for p in value if p != "[unk]" and len(p.strip()) <= MAX_HOTWORD_CHARS]
+    return tuple(kept[:MAX_HOTWORDS])
 
 
 def _words(segments: Iterable[Segment]) -> list[JsonObject]:

@@ -72,6 +72,7 @@ def decode(data: bytes | bytearray | memoryview, fmt: AudioFormat) -> AudioFrame
             f"samples ({fmt.frame_bytes} bytes each)"
         )
     raw = np.frombuffer(data, dtype=_DTYPES[fmt.encoding])
+    samples: AudioFrame
     if fmt.encoding == "s16le":
         samples = np.multiply(raw, _INT16_SCALE, dtype=np.float32)  # one float32 array, no temp
     else:

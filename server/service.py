@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,9 @@ MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024
 """Outgoing bytes buffered per connection before a send waits for the client to read."""
+HealthView = Callable[[dict[str, Any], bool], tuple[dict[str, Any], bool]]
+"""What ``/healthz`` answers, from this service's :meth:`Service.status` and readiness (a
+worker of ``--workers`` answers for all of them: :mod:`.worker_table`)."""
 RETRY_LOADING_S = 5
 RETRY_FULL_S = 1
 ABORT_GRACE_S = 0.5
@@ -57,7 +61,14 @@ def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
 
 
 class Service:
-    """The server of one model. ``await start()``, later ``await shutdown()``."""
+    """The server of one model. ``await start()``, later ``await shutdown()``.
+
+    Hooks for a process that hosts it (a worker of ``--workers``): ``sock``, a listening socket
+    to serve on instead of binding ``config.host``/``port``; ``accept_when_loaded``, accept
+    connections only once the model is loaded (until then they wait in the socket's backlog);
+    ``health_view``, what ``/healthz`` answers; ``on_change``, called when :meth:`status`
+    changes (model loaded or failed, a session opened or closed, shutdown begun).
+    """
 
     def __init__(
         self,
@@ -65,8 +76,18 @@ class Service:
         *,
         loader: Callable[[], Engine] | None = None,
         static_dir: StaticFolder | None = None,
+        sock: socket.socket | None = None,
+        accept_when_loaded: bool = False,
+        health_view: HealthView | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.served = 0
+        """Sessions started so far."""
+        self._sock = sock
+        self._accept_when_loaded = accept_when_loaded
+        self._health_view = health_view
+        self._on_change = on_change
         self.metrics = ServiceMetrics()
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
@@ -98,10 +119,13 @@ class Service:
 
     async def start(self) -> None:
         """Listen, then load the model in the background."""
+        where: dict[str, Any] = {"host": self.config.host, "port": self.config.port}
+        if self._sock is not None:
+            where = {"sock": self._sock}
         self._server = await serve(
             self._handle,
-            self.config.host,
-            self.config.port,
+            **where,
+            start_serving=not self._accept_when_loaded,
             process_request=self._process_request,
             create_connection=connection_class(self.guard),
             open_timeout=self.config.handshake_timeout_s,
@@ -135,6 +159,7 @@ class Service:
             else:
                 log.exception("cannot load the model")
             self._loaded.set()
+            self._changed()
             return
         if self._draining:
             await asyncio.to_thread(engine.close)
@@ -147,7 +172,14 @@ class Service:
             engine.runner.precision,
             engine.runner.provider,
         )
+        if self._server is not None and self._accept_when_loaded:
+            await self._server.start_serving()
         self._loaded.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     async def wait_loaded(self) -> Engine:
         """The engine once loaded; raises what loading raised."""
@@ -166,6 +198,7 @@ class Service:
         if self._draining:
             return
         self._draining = True
+        self._changed()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_timeout_s
         log.info("shutting down: %d session(s) flush their finals", len(self._sessions))
@@ -256,7 +289,10 @@ class Service:
     def _http(self, path: str) -> Response:
         if path == "/healthz":
             ready = self.engine is not None and self.engine.available and not self._draining
-            return http.health(self._health(), ready)
+            payload = self.status()
+            if self._health_view is not None:
+                payload, ready = self._health_view(payload, ready)
+            return http.health(payload, ready)
         if path == "/metrics":
             return http.metrics_page(self.metrics.render())
         if path in ("/", "/index.html"):
@@ -300,7 +336,8 @@ class Service:
         given += parse_qs(query).get("token", [])
         return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
 
-    def _health(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
+        """This service's ``/healthz`` payload."""
         engine = self.engine
         status = "ok"
         if self._draining:
@@ -349,8 +386,11 @@ class Service:
         context = SessionContext(engine, self.config, self.metrics, self._stopping)
         session = Session(ws, context, WS_PATHS.get(path, "auto"))
         self._sessions[task] = session
+        self.served += 1
+        self._changed()
         try:
             await session.run()
         finally:
             del self._sessions[task]
             self._admitted.discard(ws)
+            self._changed()

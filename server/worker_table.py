@@ -12,19 +12,15 @@ one stale field of one worker for one health check, which is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import mmap
 import os
+import socket
 import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.http11 import Response
-
-from . import http
 from .config import ServerConfig
 from .service import Service
 
@@ -119,27 +115,35 @@ def summary(table: StatusTable, own: dict[str, Any]) -> tuple[dict[str, Any], bo
 
 
 class WorkerService(Service):
-    """The service of one worker: publishes its state into the table, answers ``/healthz``
-    for all workers, and accepts connections only once its model is loaded (so that connections
-    the kernel hands to a restarting worker wait for it instead of being refused)."""
+    """The service of one worker, through :class:`~.service.Service`'s hooks: it serves on the
+    slot's inherited socket, accepts connections only once its model is loaded (so connections
+    the kernel hands to a restarting worker wait for it instead of being refused), publishes
+    its state into the table whenever it changes and once a second, and answers ``/healthz``
+    for all workers."""
 
-    def __init__(self, config: ServerConfig, table: StatusTable, slot: int) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: ServerConfig, table: StatusTable, slot: int, sock: socket.socket | None
+    ) -> None:
+        super().__init__(
+            config,
+            sock=sock,
+            accept_when_loaded=True,
+            health_view=self._all_workers,
+            on_change=self._publish,
+        )
         self.table = table
         self.slot = slot
-        self.served = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._beat_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await super().start()
         self._publish()
-        self._tasks = [asyncio.create_task(self._beat()), asyncio.create_task(self._accept())]
+        self._beat_task = asyncio.create_task(self._beat())
 
     async def shutdown(self) -> None:
-        self._publish()
         await super().shutdown()
-        for task in self._tasks:
-            task.cancel()
+        if self._beat_task is not None:
+            self._beat_task.cancel()
         self.table.write(self.slot, os.getpid(), "exited", 0, self.served)
 
     async def _beat(self) -> None:
@@ -147,29 +151,11 @@ class WorkerService(Service):
             self._publish()
             await asyncio.sleep(HEARTBEAT_S)
 
-    async def _accept(self) -> None:
-        with contextlib.suppress(Exception):  # a failed load ends the worker (cli.serve)
-            await self.wait_loaded()
-            start = getattr(asyncio.get_running_loop(), "start_serving", None)
-            if start is not None:
-                await start()
-            self._publish()
-
-    def _publish(self) -> dict[str, Any]:
-        own = super()._health()
+    def _publish(self, own: dict[str, Any] | None = None) -> None:
+        own = self.status() if own is None else own
         state = FROM_SERVICE.get(own["status"], "unavailable")
         self.table.write(self.slot, os.getpid(), state, own["sessions"], self.served)
-        return own
 
-    def _health(self) -> dict[str, Any]:
-        return summary(self.table, self._publish())[0]
-
-    def _http(self, path: str) -> Response:
-        if path == "/healthz":
-            payload, ready = summary(self.table, self._publish())
-            return http.health(payload, ready)
-        return super()._http(path)
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        self.served += 1
-        await super()._handle(ws)
+    def _all_workers(self, own: dict[str, Any], ready: bool) -> tuple[dict[str, Any], bool]:
+        self._publish(own)
+        return summary(self.table, own)

@@ -43,7 +43,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .cli import serve
 from .config import ServerConfig
@@ -75,35 +74,12 @@ def run(config: ServerConfig, argv: Sequence[str] | None) -> int:
 # -- a worker -------------------------------------------------------------------------------------
 
 
-class SlotLoop(asyncio.SelectorEventLoop):
-    """An event loop whose server listens on the slot's inherited socket (the service asks
-    for host and port) and starts accepting when :meth:`start_serving` is called."""
-
-    def __init__(self, listener: socket.socket) -> None:
-        super().__init__()
-        self.listener = listener
-        self.server: asyncio.Server | None = None
-
-    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
-        protocol_factory = args[0] if args else kwargs.pop("protocol_factory")
-        for name in ("host", "port", "reuse_address", "reuse_port"):
-            kwargs.pop(name, None)
-        kwargs["start_serving"] = False
-        self.server = await super().create_server(protocol_factory, sock=self.listener, **kwargs)
-        return self.server
-
-    async def start_serving(self) -> None:
-        if self.server is not None:
-            await self.server.start_serving()
-
-
 def run_worker(config: ServerConfig) -> int:
     slot = int(os.environ[SLOT_ENV])
     listener = socket.socket(fileno=int(os.environ[FD_ENV]))
     table = StatusTable(Path(os.environ[TABLE_ENV]), config.workers)
     try:
-        with asyncio.Runner(loop_factory=lambda: SlotLoop(listener)) as runner:
-            status = runner.run(serve(config, lambda c: WorkerService(c, table, slot)))
+        status = asyncio.run(serve(config, lambda c: WorkerService(c, table, slot, listener)))
     finally:
         table.close()
     for signum in (signal.SIGTERM, signal.SIGINT):  # drained: a late signal must not kill it

@@ -114,9 +114,10 @@ def launch(
         port, path = port_file.read_text().splitlines()[:2]
         with connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as connection:
             devtools = DevTools(connection)
-            # the microphone allowed on every origin, as a click on the prompt would (a test may
-            # refuse it for one origin: Browser.setPermission)
-            devtools.call("Browser.grantPermissions", {"permissions": ["audioCapture"]})
+            # the microphone and the clipboard allowed on every origin, as a click on the prompt
+            # would (a test may refuse one for one origin: Browser.setPermission)
+            granted = ["audioCapture", "clipboardReadWrite", "clipboardSanitizedWrite"]
+            devtools.call("Browser.grantPermissions", {"permissions": granted})
             downloads.mkdir(parents=True, exist_ok=True)
             devtools.call(
                 "Browser.setDownloadBehavior",
@@ -145,7 +146,7 @@ class Page:
             "Target.attachToTarget", {"targetId": self.target, "flatten": True}
         )
         self.session: str = attached["sessionId"]
-        for domain in ("Runtime", "Page", "Network"):
+        for domain in ("Runtime", "Page", "Network", "Log"):
             self.call(f"{domain}.enable")
         self.call("Emulation.setDeviceMetricsOverride", VIEWPORT)
         if setup is not None:

@@ -199,9 +199,10 @@ def test_live_captions_from_the_microphone(
         assert "token=" not in page.evaluate("location.href")  # taken out of the address bar
         page.click("#toggle")
         seen: list[dict[str, Any]] = []
-        page.wait_for(f"{STATE}.finals.length > 0", "a final", FINAL_WAIT_S,
+        page.wait_for(f"{STATE}.finals.length > 0 || {STATE}.failure", "a final", FINAL_WAIT_S,
                       each=lambda _: seen.append(state(page)))  # fmt: skip
         final = state(page)
+        assert final["failure"] is None, final
         levels = [s["level"] for s in seen]
         assert "listening" in [s["state"] for s in seen], seen[-1]
         assert max(levels) > -35 and len(set(levels)) > 3, levels  # the meter moves with speech
@@ -228,6 +229,13 @@ def test_live_captions_from_the_microphone(
         assert srt == vtt == expected_cues(finals)  # the cue times of the finals' words
         assert srt[0].start_ms == round(finals[0].words[0].start * 1000)
         assert txt == "".join(f"{f.text}\n" for f in finals)
+        page.call("Page.bringToFront")  # the clipboard is for the focused page
+        page.click("#copy")
+        page.wait_for(f"{STATE}.status.startsWith('copied')", "the copy")
+        assert page.evaluate("navigator.clipboard.readText()", promise=True) == txt
+        assert not page.devtools.of("Runtime.exceptionThrown", page.session), page.console()
+        entries = [e["entry"] for e in page.devtools.of("Log.entryAdded", page.session)]
+        assert not [e for e in entries if e["source"] == "security"], entries  # CSP kept
 
 
 def synthetic_finals() -> dict[str, list[FinalResult]]:
@@ -335,6 +343,9 @@ def test_chosen_and_dropped_files_give_the_cli_transcript(
         dropped = wait_file_done(page, 1)
         assert dropped["failure"] is None, dropped
         assert " ".join(dropped["finals"]) == cli_text(open_server, stereo)
+        assert not page.devtools.of("Runtime.exceptionThrown", page.session), page.console()
+        entries = [e["entry"] for e in page.devtools.of("Log.entryAdded", page.session)]
+        assert not [e for e in entries if e["source"] == "security"], entries  # CSP kept
 
 
 # -- look: modes, themes, contrast ------------------------------------------------------------

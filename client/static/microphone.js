@@ -91,8 +91,10 @@ export class Microphone {
   }
 
   close() {
+    if (this.closed) return;
+    this.closed = true;
     this.media.getTracks().forEach((track) => track.stop());
     if (this.node) this.node.port.postMessage("close");
-    if (this.context.state !== "closed") this.context.close();
+    this.context.close();
   }
 }

@@ -81,7 +81,7 @@ class Engine:
         clock: Clock = time.monotonic,
     ) -> Stream:
         """A new streaming recognition stream; ``clock`` measures its lag (tests fake it).
-        Without ``options`` its windows are the model's defaults (its manifest's)."""
+        Without ``options``: the model's windows (its manifest's) and the ``auto`` gate."""
         return make_stream(
             self.manifest,
             self.scheduler,

@@ -33,7 +33,7 @@ from .endpoint import Endpointer, EndReason
 from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
 from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
-from .gate import AnyGateConfig, Gate, GateConfig
+from .gate import AnyGateConfig, Gate, GateConfig, VadGateConfig
 from .inference import InferenceBackend
 from .manifest import Manifest
 from .presets import WINDOW_FIELDS, Windows, resolve_windows
@@ -100,7 +100,9 @@ class StreamOptions:
 
     @classmethod
     def model_defaults(cls, **kw: Any) -> StreamOptions:
-        """Options whose windows are the model's (its manifest's ``streaming`` defaults)."""
+        """Options whose windows are the model's (its manifest's ``streaming`` defaults) and,
+        unless ``gate`` is given, the server's default gate (``auto``: Silero if exported)."""
+        kw.setdefault("gate", VadGateConfig(fallback_energy=True))
         return replace(cls(**kw), from_model=frozenset(WINDOW_FIELDS))
 
     def plan(self, manifest: Manifest) -> WindowPlan:

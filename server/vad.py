@@ -93,6 +93,8 @@ class SileroGate:
         self._probs: deque[tuple[int, float]] = deque(maxlen=4096)
         """(stream index just past the frame, speech probability) of the frames run."""
         self._last = 0.0
+        self._marks: dict[int, NDArray[np.float32]] = {}
+        """State after the last whole frame of each window advanced but not yet judged."""
 
     @property
     def probabilities(self) -> list[tuple[int, float]]:
@@ -104,18 +106,18 @@ class SileroGate:
             self._advance(window)
 
     def is_silent(self, window: Window) -> bool:
+        """The decision reads only frames that end within the window and the state after its
+        last whole frame, so it is the same however far :meth:`prepare` ran ahead."""
         self._advance(window)
+        state = self._marks.pop(window.end, self._state)
         begin = window.start + window.keep_start * self.stride
         since = begin - round(self.config.pad_s * self.vad.entry.sample_rate)
-        ran_to = self._seen - self._pending.size
         speech = any(
-            p >= self.config.threshold
-            for end, p in self._probs
-            if end > since and end - self.vad.frame < window.end
+            p >= self.config.threshold for end, p in self._probs if since < end <= window.end
         )
         size = self.vad.frame + self.vad.context
-        if not speech and window.end > ran_to and window.samples.size >= size:
-            speech = self._peek(window.samples[-size:]) >= self.config.threshold
+        if not speech and window.end % self.vad.frame and window.samples.size >= size:
+            speech = self._peek(window.samples[-size:], state) >= self.config.threshold
         return not speech
 
     def _advance(self, window: Window) -> None:
@@ -134,15 +136,17 @@ class SileroGate:
             end += frame
             self._probs.append((end, self._last))
         self._pending = np.ascontiguousarray(audio[whole * frame :])
+        self._marks[window.end] = self._state
 
     def _run(self, frame: Samples) -> None:
         chunk = np.concatenate([self._context, frame]).astype(np.float32, copy=False)
         self._last, self._state = self.vad.run(chunk, self._state)
         self._context = chunk[-self.vad.context :]
 
-    def _peek(self, chunk: Samples) -> float:
-        """Probability of the last frame of ``chunk`` (context + frame), state left as it is."""
-        prob, _ = self.vad.run(np.ascontiguousarray(chunk, dtype=np.float32), self._state)
+    def _peek(self, chunk: Samples, state: NDArray[np.float32]) -> float:
+        """Probability of the last frame of ``chunk`` (context + frame) from ``state``; the
+        stream's state is left as it is."""
+        prob, _ = self.vad.run(np.ascontiguousarray(chunk, dtype=np.float32), state)
         return prob
 
 

@@ -155,7 +155,9 @@ def test_engine_without_a_section_keeps_the_built_in_windows(
     folder = copy_export(fixture_export, tmp_path, None)
     with int8_engine(folder) as engine:
         assert windows_of(engine.stream().options) == BUILT_IN
-        assert isinstance(engine.stream().options.gate, GateConfig)
+        # the server's default gate too: Silero, which this export carries
+        assert engine.stream().options.gate == VadGateConfig(fallback_energy=True)
+        assert isinstance(engine.stream(options=StreamOptions()).options.gate, GateConfig)
 
 
 def test_an_unknown_server_preset_fails_the_load(fixture_export: Path, tmp_path: Path) -> None:

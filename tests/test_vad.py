@@ -150,3 +150,15 @@ def test_async_feed_runs_the_vad_and_decodes_the_same(engine: Engine, speech: np
 def test_no_vad_file_no_silero(fixture_export: Path) -> None:
     manifest = read_manifest(fixture_export)
     assert SileroVad.load(fixture_export, replace(manifest, vad=None)) is None
+
+
+def test_decisions_do_not_depend_on_how_far_the_vad_ran(engine: Engine, speech: np.ndarray) -> None:
+    """feed_async prepares all windows of a frame first; the decisions must be the same."""
+    assert engine.vad is not None
+    audio = np.concatenate([np.zeros(RATE, np.float32), speech, np.zeros(RATE, np.float32)])
+    starts = range(0, audio.size - 8000, 5000)  # windows ending off the 512-sample grid
+    windows = [window_at(audio, max(0, s - 1600), s + 5000 + 80) for s in starts]
+    one_by_one = SileroGate(engine.vad, VadGateConfig(pad_s=0.0), 320)
+    ahead = SileroGate(engine.vad, VadGateConfig(pad_s=0.0), 320)
+    ahead.prepare(windows)
+    assert [one_by_one.is_silent(w) for w in windows] == [ahead.is_silent(w) for w in windows]

@@ -16,6 +16,7 @@ of a batch of windows at once, so an event loop can run it in a thread
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -24,10 +25,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ModelFileError, StreamConfigError
+from .errors import StreamConfigError
 from .gate import EnergyGate, Gate, GateConfig, VadGateConfig
 from .manifest import Manifest, VadEntry
 from .windows import Samples, Window
+
+log = logging.getLogger(__name__)
 
 VAD_FILE = "silero_vad.onnx"
 """Name of the VAD model in an export folder."""
@@ -56,12 +59,15 @@ class SileroVad:
 
     @classmethod
     def load(cls, folder: Path, manifest: Manifest) -> SileroVad | None:
-        """The folder's VAD, or None when its export has none."""
+        """The folder's VAD, or None when its export has none or the file is not there (a
+        Triton frontend's folder may hold only the manifest): ``auto`` then gates by energy,
+        ``silero`` is refused."""
         if manifest.vad is None:
             return None
         path = folder / manifest.vad.file
         if not path.is_file():
-            raise ModelFileError(path, "VAD file named by the manifest is missing")
+            log.warning("%s: no VAD file (%s): the Silero gate is unavailable", folder, path.name)
+            return None
         return cls(path, manifest.vad)
 
     def run(

@@ -147,9 +147,10 @@ def test_async_feed_runs_the_vad_and_decodes_the_same(engine: Engine, speech: np
     assert text == blocking and skipped >= 1
 
 
-def test_no_vad_file_no_silero(fixture_export: Path) -> None:
+def test_no_vad_file_no_silero(fixture_export: Path, tmp_path: Path) -> None:
     manifest = read_manifest(fixture_export)
     assert SileroVad.load(fixture_export, replace(manifest, vad=None)) is None
+    assert SileroVad.load(tmp_path, manifest) is None  # a folder with the manifest only
 
 
 def test_decisions_do_not_depend_on_how_far_the_vad_ran(engine: Engine, speech: np.ndarray) -> None:

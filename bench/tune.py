@@ -255,7 +255,11 @@ def write_section(model: Path, section: StreamingSection) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench tune", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench tune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, required=True, help="asr-export folder")
     parser.add_argument("--speech", type=Path, required=True, help="audio + transcripts.tsv")
     parser.add_argument("--budget-compute", type=float, default=Budgets.compute)

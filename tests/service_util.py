@@ -271,7 +271,13 @@ async def stream_healthy(url: str, speech: Audio, **kwargs: Any) -> Outcome:
 
 
 async def vosk_lockstep(
-    url: str, pcm: bytes, rate: int | None, chunk_s: float = 0.2, words: bool | None = None
+    url: str,
+    pcm: bytes,
+    rate: int | None,
+    chunk_s: float = 0.2,
+    words: bool | None = None,
+    *,
+    phrases: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
     """A vosk-server style client: each chunk awaits exactly one reply, then eof.
 
@@ -280,7 +286,7 @@ async def vosk_lockstep(
     """
     replies: list[dict[str, Any]] = []
     async with connect(url, compression=None) as ws:
-        config: dict[str, Any] = {"phrase_list": ["ignored"]}
+        config: dict[str, Any] = {} if phrases is None else {"phrase_list": phrases}
         if rate is not None:
             config["sample_rate"] = rate
         if words is not None:

@@ -140,6 +140,7 @@ class AudioBudget:
 
     def __init__(self, fmt: AudioFormat, max_seconds: float) -> None:
         self.format = fmt
+        self.frame_bytes = fmt.frame_bytes
         self.max_frames = int(max_seconds * fmt.sample_rate)
         self.frames = 0
 
@@ -149,7 +150,7 @@ class AudioBudget:
 
     def take(self, data: bytes) -> tuple[bytes, bool]:
         """The part of ``data`` within the limit, and whether the limit was passed."""
-        size = self.format.frame_bytes
+        size = self.frame_bytes
         count = len(data) // size
         if len(data) % size:
             return data, False  # not whole samples: the intake raises its error

@@ -100,6 +100,7 @@ class Session:
         self._due = math.inf
         """Loop time at which the ``recv()`` in progress gives up."""
         self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_at = math.inf
         self._counted: str | None = None
 
     def _conversation(self, dialect: Literal["v1", "vosk"]) -> Conversation:
@@ -179,13 +180,10 @@ class Session:
         message for the next call). The session's one alarm is set for the deadline only when
         that comes earlier than the alarm; ringing early (messages came and moved the deadline
         on), it sets itself for the new one: no timer per message."""
-        loop = asyncio.get_running_loop()
+        loop = self.ws.loop
         self._due = due = loop.time() + timeout
-        alarm = self._alarm
-        if alarm is None or alarm.when() > due:
-            if alarm is not None:
-                alarm.cancel()
-            self._alarm = None if due == math.inf else loop.call_at(due, self._ring)
+        if self._alarm_at > due:
+            self._set_alarm(due)
         self._receiving = True
         try:
             return await self.ws.recv()
@@ -197,15 +195,20 @@ class Session:
         finally:
             self._receiving = self._interrupted = False
 
+    def _set_alarm(self, when: float) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm = None if when == math.inf else self.ws.loop.call_at(when, self._ring)
+        self._alarm_at = when
+
     def _ring(self) -> None:
-        self._alarm = None
+        self._alarm, self._alarm_at = None, math.inf
         if not self._receiving:
             return  # the next _receive sets the alarm again
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._due:
+        if self.ws.loop.time() >= self._due:
             self._interrupt()
-        elif self._due != math.inf:
-            self._alarm = loop.call_at(self._due, self._ring)
+        else:
+            self._set_alarm(self._due)
 
     def _interrupt(self) -> None:
         """Cancel the waiting ``recv()`` (called only while it waits: callbacks run while the

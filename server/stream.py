@@ -270,11 +270,13 @@ class Stream:
             raise
 
     def _start_feed(self) -> list[Event]:
-        self._check_usable()
+        if self._failed is not None or self._finished:
+            self._check_usable()
         now = self._clock()
         if self._started is None:
             self._started = now
-        lag = now - self._started - self._intake.received_seconds
+        intake = self._intake  # received_seconds, without a call per frame
+        lag = now - self._started - intake.received_samples / intake.format.sample_rate
         if not self._lagging and lag > self.options.lag_report_s:
             self._lagging = True
             log.warning("stream is %.1f s behind real time", lag)

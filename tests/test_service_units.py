@@ -144,8 +144,9 @@ def test_vosk_messages() -> None:
     assert parse_vosk_text('{ "config" : { "sample_rate" : 8000.0, "words": 0 } }') == VoskConfig(
         8000, False
     )
+    # phrase_list becomes hotwords; keys we do not implement (max_alternatives) are ignored
     config = '{"config": {"phrase_list": ["a b"], "max_alternatives": 3}}'
-    assert parse_vosk_text(config) == VoskConfig()
+    assert parse_vosk_text(config) == VoskConfig(phrase_list=("a b",))
     assert parse_vosk_text('{"eof" : 1}') == VoskEof()
     with pytest.raises(errors.InvalidFieldError):
         parse_vosk_text('{"config": [1]}')

@@ -180,7 +180,7 @@ class Session:
         message for the next call). The session's one alarm is set for the deadline only when
         that comes earlier than the alarm; ringing early (messages came and moved the deadline
         on), it sets itself for the new one: no timer per message."""
-        loop = self.ws.loop
+        loop = asyncio.get_running_loop()
         self._due = due = loop.time() + timeout
         if self._alarm_at > due:
             self._set_alarm(due)
@@ -198,14 +198,15 @@ class Session:
     def _set_alarm(self, when: float) -> None:
         if self._alarm is not None:
             self._alarm.cancel()
-        self._alarm = None if when == math.inf else self.ws.loop.call_at(when, self._ring)
+        loop = asyncio.get_running_loop()
+        self._alarm = None if when == math.inf else loop.call_at(when, self._ring)
         self._alarm_at = when
 
     def _ring(self) -> None:
         self._alarm, self._alarm_at = None, math.inf
         if not self._receiving:
             return  # the next _receive sets the alarm again
-        if self.ws.loop.time() >= self._due:
+        if asyncio.get_running_loop().time() >= self._due:
             self._interrupt()
         else:
             self._set_alarm(self._due)

@@ -80,6 +80,11 @@ class LoopErrorHandler:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle")):
+            # asyncio retries an accept that failed with EMFILE one second later, even when the
+            # listening socket was closed meanwhile (shutdown): the retry then fails on fd -1.
+            log.debug("accept retry after the listening socket closed: %s", exc)
+            return
         if not (isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRORS):
             loop.default_exception_handler(context)
             return

@@ -8,6 +8,7 @@ except the documented shutdown bound (``--shutdown-timeout`` + 1 s, with the tes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -285,6 +286,33 @@ def test_loop_error_handler_counts_resource_errors() -> None:
         logger.removeHandler(capture)
     assert len(records) == 2
     assert records[1].exc_info is None and "1000 time(s)" in records[1].getMessage()
+
+
+def test_loop_error_handler_quiets_accept_retry_after_close() -> None:
+    """asyncio's EMFILE retry of ``accept`` fires after shutdown closed the socket (fd -1)."""
+
+    class Loop:
+        def _start_serving(self) -> None: ...
+
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("streamasr.server")
+    capture = _Capture(records)
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    try:
+        handle = asyncio.get_event_loop_policy().new_event_loop()
+        try:
+            retry = handle.call_soon(Loop()._start_serving)
+            context = {"exception": ValueError("Invalid file descriptor: -1"), "handle": retry}
+            LoopErrorHandler()(handle, context)
+            retry.cancel()
+        finally:
+            handle.close()
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(logging.NOTSET)
+    assert [r.levelno for r in records] == [logging.DEBUG]
+    assert records[0].exc_info is None
 
 
 class _Capture(logging.Handler):

@@ -1,46 +1,85 @@
-"""Voice-activity gates: windows whose new audio holds no speech skip inference.
+"""Voice-activity gates: the frames a window commits decide whether, and on what, the model runs.
 
 Two gates share one interface (:class:`Gate`): the energy gate below, and Silero VAD
 (:class:`VadGateConfig`, run by :mod:`.vad`). ``--gate`` / the ``start`` field ``gate`` name one
 of :data:`GATE_KINDS`; :func:`gate_config` turns the name into the stream's gate setting.
 
-The energy gate is cheap but fooled by noise (see docs/streaming.md, "Gates under noise").
+**The rule.** A gate marks each output frame of a window that may hold speech, widened by
+``pad_s`` on both sides (the onset and offset margin). Only the frames a window *commits* (its
+hop) decide: a window none of whose hop frames is marked is skipped, whatever its left context
+and lookahead hold, and its frames decode as blanks. Otherwise the model runs on the marked
+stretches that reach into the hop (a stretch runs on into the context while it stays marked, so
+speech that continues across the hop's edges keeps its context), joined across unmarked gaps
+shorter than :data:`SPLIT_GAP_FRAMES` and spliced at stride boundaries into one input of a
+length rounded up to :data:`RUN_QUANTUM_FRAMES` (few input shapes, so streams still batch).
+Frames outside the run decode as blanks; lookahead frames outside it show nothing (the
+provisional tail may be shorter or empty). Every frame is still decided exactly once, by the
+window that commits it (:func:`window_run`, :class:`GateRuns`).
 
-For each window the gate measures the energy of every 20 ms frame of the audio the window adds
-(its kept and lookahead part, not the left context) and calls the window silent when the loudest
-of those frames stays within ``margin_db`` of the stream's noise floor, or below ``silence_db``
-outright. The noise floor is a low percentile of the frame energies of the stream's last few
-seconds, so it follows the background level without a fixed threshold. A silent window's frames
-are decoded as blanks.
+The energy gate is cheap but fooled by noise (see docs/streaming.md, "Gates under noise"): a
+frame is marked when its energy is at least ``margin_db`` above the stream's noise floor and
+above ``silence_db``. The noise floor is a low percentile of the frame energies of the stream's
+last few seconds, so it follows the background level without a fixed threshold.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .ctc import Logits
 from .errors import StreamConfigError
+from .manifest import InputSpec
 from .windows import Samples, Window
 
 _POWER_FLOOR = 1e-10
 """Power floor of the frame energies (-100 dBFS), so digital silence stays finite."""
-
+BLANK_MARGIN = 30.0
+"""Logit margin of the blank in frames no model run decided (softmax probability ~1)."""
+RUN_QUANTUM_FRAMES = 8
+"""A trimmed run's length is a multiple of this many frames (0.16 s), or the whole window."""
+SPLIT_GAP_FRAMES = 25
+"""Unmarked frames (0.5 s, margins excluded) that split a window's speech into two stretches."""
 
 GateKind = Literal["none", "energy", "silero", "auto"]
 GATE_KINDS: tuple[GateKind, ...] = ("none", "energy", "silero", "auto")
 """``auto``: Silero when the export has its VAD file, else the energy gate."""
 
+Mask = NDArray[np.bool_]
+"""One flag per output frame of a window: the frame may hold speech (margins included)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the model runs on for one window: stretches ``[first, stop)`` of its local output
+    frames, in order, their samples spliced at stride boundaries into one input."""
+
+    stretches: tuple[tuple[int, int], ...]
+
+    @property
+    def frames(self) -> int:
+        return sum(stop - first for first, stop in self.stretches)
+
+    def whole(self, num_frames: int) -> bool:
+        return self.stretches == ((0, num_frames),)
+
 
 class Gate(Protocol):
     """A per-stream voice-activity decision over windows, called on every window in order."""
 
-    def is_silent(self, window: Window) -> bool:
-        """True when the audio ``window`` adds (kept and lookahead part) holds no speech."""
+    def speech_frames(self, window: Window) -> Mask:
+        """Which of the window's ``num_frames`` output frames may hold speech."""
         ...
+
+
+def is_silent(gate: Gate, window: Window) -> bool:
+    """True when no frame ``window`` commits may hold speech: the window is skipped."""
+    return not bool(gate.speech_frames(window)[window.keep_start : window.keep_stop].any())
 
 
 @dataclass(frozen=True)
@@ -49,9 +88,9 @@ class VadGateConfig:
 
     threshold: float = 0.5
     """Speech probability from which a 32 ms VAD frame counts as speech (Silero's default)."""
-    pad_s: float = 0.3
-    """A window is speech too when speech was seen this long before its new audio, so the
-    trailing edge of a word is decoded, not blanked."""
+    pad_s: float = 0.1
+    """Onset and offset margin: frames this close to a speech frame count as speech, so the
+    edges of words are decoded, not blanked (tuned on the noisy set, docs/streaming.md)."""
     fallback_energy: bool = False
     """``auto``: use the energy gate when the export has no VAD file, instead of failing."""
 
@@ -67,13 +106,15 @@ class GateConfig:
     """Energy gate settings."""
 
     margin_db: float = 12.0
-    """A window is silent when its loudest frame is less than this far above the noise floor."""
+    """A frame is speech when it is at least this far above the noise floor."""
     silence_db: float = -60.0
     """Frames quieter than this (dB relative to full scale) are silent whatever the floor."""
     floor_percentile: float = 10.0
     """Percentile of recent frame energies taken as the noise floor."""
     history_s: float = 6.0
     """Seconds of recent audio the floor is computed over."""
+    pad_s: float = 0.1
+    """Onset and offset margin, as :attr:`VadGateConfig.pad_s`."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.margin_db <= 60.0:
@@ -82,6 +123,8 @@ class GateConfig:
             raise StreamConfigError("floor_percentile", self.floor_percentile, "0 to 50")
         if not 1.0 <= self.history_s <= 60.0:
             raise StreamConfigError("history_s", self.history_s, "1 to 60 seconds")
+        if not 0.0 <= self.pad_s <= 2.0:
+            raise StreamConfigError("pad_s", self.pad_s, "0 to 2 seconds")
 
 
 def frame_energies_db(samples: Samples, frame: int) -> NDArray[np.float64]:
@@ -94,30 +137,113 @@ def frame_energies_db(samples: Samples, frame: int) -> NDArray[np.float64]:
     return np.asarray(10.0 * np.log10(power + _POWER_FLOOR), dtype=np.float64)
 
 
+def speech_mask(window: Window, spans: Iterable[tuple[int, int]], pad: int, stride: int) -> Mask:
+    """Frames of ``window`` (``[stride g, stride (g + 1))`` for global frame ``g``) within ``pad``
+    samples of a speech span (stream sample indices ``[start, end)``)."""
+    starts = (window.first_frame + np.arange(window.num_frames)) * stride
+    mask = np.zeros(window.num_frames, dtype=np.bool_)
+    for start, end in spans:
+        mask |= (starts < end + pad) & (starts + stride > start - pad)
+    return mask
+
+
 class EnergyGate:
-    """Per-stream silence detector over windows (see the module docstring)."""
+    """Per-stream energy gate over windows (see the module docstring)."""
 
     def __init__(self, config: GateConfig, stride: int, sample_rate: int) -> None:
         self.config = config
         self.stride = stride
+        self._pad = round(config.pad_s * sample_rate)
         self._history: deque[float] = deque(
             maxlen=max(1, round(config.history_s * sample_rate / stride))
         )
+        self._speech_end: int | None = None
+        """Stream index just past the last speech frame seen (its offset margin may reach on)."""
 
-    def is_silent(self, window: Window) -> bool:
-        """Measure the audio ``window`` adds; True when inference can be skipped."""
-        offset = window.keep_start * self.stride
-        energies = frame_energies_db(window.samples[offset:], self.stride)
-        self._history.extend(energies[: window.kept_frames].tolist())
-        if energies.size == 0:
-            return False
-        loudest = float(energies.max())
-        floor = float(
-            np.percentile(
-                np.fromiter(self._history, dtype=np.float64), self.config.floor_percentile
-            )
-        )
-        return loudest < self.config.silence_db or loudest < floor + self.config.margin_db
+    def speech_frames(self, window: Window) -> Mask:
+        """Mark the window's loud frames; the floor learns from the frames it commits."""
+        energies = frame_energies_db(window.samples, self.stride)[: window.num_frames]
+        self._history.extend(energies[window.keep_start : window.keep_stop].tolist())
+        history = np.fromiter(self._history, dtype=np.float64)
+        floor = float(np.percentile(history, self.config.floor_percentile)) if history.size else 0.0
+        loud = (energies >= self.config.silence_db) & (energies >= floor + self.config.margin_db)
+        starts = (window.first_frame + np.flatnonzero(loud)) * self.stride
+        spans = [(int(s), int(s) + self.stride) for s in starts]
+        if spans:
+            self._speech_end = max(self._speech_end or 0, spans[-1][1])
+        if self._speech_end is not None:
+            spans.append((self._speech_end - self.stride, self._speech_end))
+        return speech_mask(window, spans, self._pad, self.stride)
+
+
+def stretches(mask: Mask, gap: int) -> list[list[int]]:
+    """Maximal stretches ``[first, stop)`` of marked frames, joined across gaps under ``gap``."""
+    out: list[list[int]] = []
+    for i in np.flatnonzero(mask).tolist():
+        if out and i - out[-1][1] < gap:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1])
+    return out
+
+
+def window_run(gate: Gate | None, window: Window, spec: InputSpec) -> Run | None:
+    """What the model runs on for ``window`` (see the module docstring): None skips it."""
+    whole = Run(((0, window.num_frames),))
+    if gate is None:
+        return whole
+    found = stretches(gate.speech_frames(window), SPLIT_GAP_FRAMES)
+    found = [s for s in found if s[1] > window.keep_start and s[0] < window.keep_stop]
+    if not found:
+        return None
+    short = -sum(stop - first for first, stop in found) % RUN_QUANTUM_FRAMES
+    left = min(short, found[0][0])
+    found[0][0] -= left
+    found[-1][1] += short - left
+    run = Run(tuple((first, stop) for first, stop in found))
+    if found[-1][1] > window.num_frames or run.whole(window.num_frames):
+        return whole
+    overhang = spec.receptive_field - spec.frame_stride
+    if spec.num_frames(run.frames * spec.frame_stride + overhang) != run.frames:
+        return whole  # a front end whose frames do not map onto shorter runs
+    return run
+
+
+class GateRuns:
+    """One stream's gate decisions: what the model runs on for each window (:meth:`plan`) and
+    the window's logits once it ran (:meth:`logits`)."""
+
+    def __init__(self, gate: Gate | None, spec: InputSpec, vocab_size: int, blank: int) -> None:
+        self.gate = gate
+        self.spec = spec
+        self.vocab_size = vocab_size
+        self.blank = blank
+
+    def plan(self, window: Window) -> tuple[Run, Samples] | None:
+        """The run of ``window`` and its model input samples; None: the window is skipped."""
+        run = window_run(self.gate, window, self.spec)
+        if run is None:
+            return None
+        if run.whole(window.num_frames):
+            return run, window.samples
+        stride = self.spec.frame_stride
+        pieces = [window.samples[first * stride : stop * stride] for first, stop in run.stretches]
+        stop = run.stretches[-1][1] * stride
+        pieces.append(window.samples[stop : stop + self.spec.receptive_field - stride])
+        return run, np.concatenate(pieces)
+
+    def logits(self, logits: Logits | None, run: Run | None, num_frames: int) -> Logits:
+        """A window's ``num_frames`` logits: the run's, blanks elsewhere (all if skipped)."""
+        if logits is not None and run is not None and run.whole(num_frames):
+            return logits
+        full = np.full((num_frames, self.vocab_size), -BLANK_MARGIN, dtype=np.float32)
+        full[:, self.blank] = 0.0
+        if logits is not None and run is not None:
+            at = 0
+            for first, stop in run.stretches:
+                full[first:stop] = logits[at : at + stop - first]
+                at += stop - first
+        return full
 
 
 AnyGateConfig = GateConfig | VadGateConfig | None

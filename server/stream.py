@@ -33,7 +33,7 @@ from .endpoint import Endpointer, EndReason
 from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
 from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
-from .gate import AnyGateConfig, Gate, GateConfig, VadGateConfig
+from .gate import AnyGateConfig, GateConfig, GateRuns, Run, VadGateConfig
 from .inference import InferenceBackend
 from .manifest import Manifest
 from .presets import WINDOW_FIELDS, Windows, resolve_windows
@@ -54,9 +54,6 @@ RawAudio = bytes | bytearray | memoryview | NDArray[np.floating]
 """A frame as the client sent it (bytes in the stream's format) or float samples."""
 Clock = Callable[[], float]
 """Seconds on a monotonic clock; streams measure their lag with it (tests pass a fake one)."""
-
-_BLANK_MARGIN = 30.0
-"""Logit margin of the blank in frames the gate skipped (softmax probability ~1)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,8 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 class _Pending:
     window: Window
     future: Future[NDArray[np.float32]] | None
-    """None when the gate skipped the window."""
+    run: Run | None
+    """The frames the model runs on (:meth:`~.gate.GateRuns.plan`); None: the gate skipped it."""
 
 
 @dataclass
@@ -129,6 +127,8 @@ class StreamStats:
     """Windows decoded."""
     skipped: int = 0
     """Windows the gate decoded as silence without running the model."""
+    trimmed: int = 0
+    """Windows the model ran on part of (the gate blanked the rest)."""
     model_samples: int = 0
     """Samples of model input run (a measure of compute)."""
 
@@ -167,11 +167,10 @@ class Stream:
         self._windower = windower
         self._decoder = decoder
         vocab = manifest.vocabulary
-        self._blank = vocab.blank_id
-        self._vocab_size = len(vocab.tokens)
         spec = manifest.input
         self._frame_s = spec.frame_stride / spec.sample_rate
-        self._gate: Gate | None = make_gate(options.gate, vad, spec.frame_stride, spec.sample_rate)
+        gate = make_gate(options.gate, vad, spec.frame_stride, spec.sample_rate)
+        self._gate = GateRuns(gate, spec, len(vocab.tokens), vocab.blank_id)
         self._endpointer = Endpointer(
             endpoint_frames=max(1, round(options.endpoint_ms / 1000 / self._frame_s)),
             max_segment_frames=round(options.max_segment_s / self._frame_s),
@@ -245,7 +244,7 @@ class Stream:
     async def _run_async(self, windows: list[Window]) -> list[Event]:
         events: list[Event] = []
         with self._failing():
-            prepare = getattr(self._gate, "prepare", None)
+            prepare = getattr(self._gate.gate, "prepare", None)
             if prepare is not None and windows:  # the VAD runs off the event loop
                 await asyncio.to_thread(prepare, windows)
             for window in windows:
@@ -297,24 +296,26 @@ class Stream:
             raise StreamStateError("the stream is finished")
 
     def _submit(self, window: Window) -> None:
-        if self._gate is not None and self._gate.is_silent(window):
-            self._pending.append(_Pending(window, None))
+        plan = self._gate.plan(window)
+        if plan is None:
+            self._pending.append(_Pending(window, None, None))
             self.stats.skipped += 1
             return
-        data = model_input(window.samples, self.manifest.input)
-        self._pending.append(_Pending(window, self._scheduler.submit(data)))
-        self.stats.model_samples += window.samples.shape[0]
+        run, samples = plan
+        self.stats.trimmed += samples is not window.samples
+        data = model_input(samples, self.manifest.input)
+        self._pending.append(_Pending(window, self._scheduler.submit(data), run))
+        self.stats.model_samples += samples.shape[0]
 
     def _complete(self, logits: Logits | None) -> list[Event]:
-        window = self._pending.popleft().window
-        if logits is None:
-            logits = self._blank_logits(window.num_frames)
-        elif logits.shape[0] != window.num_frames:
+        item = self._pending.popleft()
+        window, run = item.window, item.run
+        if logits is not None and run is not None and logits.shape[0] != run.frames:
             raise ModelGeometryError(
                 self.manifest.name,
-                f"{window.samples.shape[0]} samples gave {logits.shape[0]} frames, "
-                f"the manifest promises {window.num_frames}",
+                f"a window gave {logits.shape[0]} frames, the manifest promises {run.frames}",
             )
+        logits = self._gate.logits(logits, run, window.num_frames)
         self.stats.windows += 1
         kept = logits[window.keep_start : window.keep_stop]
         lookahead = logits[window.keep_stop : window.num_frames]
@@ -354,11 +355,6 @@ class Stream:
         )
         self._segment_index += 1
         return [Final(segment)]
-
-    def _blank_logits(self, frames: int) -> Logits:
-        logits = np.full((frames, self._vocab_size), -_BLANK_MARGIN, dtype=np.float32)
-        logits[:, self._blank] = 0.0
-        return logits
 
 
 def make_stream(

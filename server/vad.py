@@ -7,11 +7,12 @@ stream of an engine; each stream's :class:`SileroGate` keeps the model's recurre
 the 64-sample context of its previous frame and the speech probability of every 512-sample
 (32 ms) frame it has run, at the model's native frame size.
 
-A window is *silent* when no VAD frame from ``pad_s`` before its new audio to its last sample
-reaches ``threshold``. Its trailing part shorter than a frame is judged by one extra call on the
-window's last 512 samples without advancing the state. :meth:`SileroGate.prepare` runs the frames
-of a batch of windows at once, so an event loop can run it in a thread
-(:meth:`~.stream.Stream.feed_async` does).
+The gate marks a window's output frames within ``pad_s`` of a VAD frame whose probability
+reaches ``threshold`` (the rule that turns marks into a skip or a trimmed run is :mod:`.gate`'s).
+A window reads only the VAD frames that end inside it or before it; its trailing part shorter
+than a frame is judged by one extra call on the window's last 512 samples without advancing the
+state. :meth:`SileroGate.prepare` runs the frames of a batch of windows at once, so an event loop
+can run it in a thread (:meth:`~.stream.Stream.feed_async` does).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import StreamConfigError
-from .gate import EnergyGate, Gate, GateConfig, VadGateConfig
+from .gate import EnergyGate, Gate, GateConfig, Mask, VadGateConfig, speech_mask
 from .manifest import Manifest, VadEntry
 from .windows import Samples, Window
 
@@ -111,20 +112,24 @@ class SileroGate:
         for window in windows:
             self._advance(window)
 
-    def is_silent(self, window: Window) -> bool:
-        """The decision reads only frames that end within the window and the state after its
-        last whole frame, so it is the same however far :meth:`prepare` ran ahead."""
+    def speech_frames(self, window: Window) -> Mask:
+        """The marks read only frames that end by the window's end and the state after its last
+        whole frame, so they are the same however far :meth:`prepare` ran ahead."""
         self._advance(window)
         state = self._marks.pop(window.end, self._state)
-        begin = window.start + window.keep_start * self.stride
-        since = begin - round(self.config.pad_s * self.vad.entry.sample_rate)
-        speech = any(
-            p >= self.config.threshold for end, p in self._probs if since < end <= window.end
-        )
-        size = self.vad.frame + self.vad.context
-        if not speech and window.end % self.vad.frame and window.samples.size >= size:
-            speech = self._peek(window.samples[-size:], state) >= self.config.threshold
-        return not speech
+        frame, rate = self.vad.frame, self.vad.entry.sample_rate
+        pad = round(self.config.pad_s * rate)
+        spans: list[tuple[int, int]] = []
+        for end, p in reversed(self._probs):  # newest first; stop before the window's reach
+            if end <= window.start - pad:
+                break
+            if end <= window.end and p >= self.config.threshold:
+                spans.append((end - frame, end))
+        size = frame + self.vad.context
+        tail = window.end % frame and window.samples.size >= size
+        if tail and self._peek(window.samples[-size:], state) >= self.config.threshold:
+            spans.append((window.end - frame, window.end))
+        return speech_mask(window, spans, pad, self.stride)
 
     def _advance(self, window: Window) -> None:
         if window.end <= self._seen:

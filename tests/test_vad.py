@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,20 @@ import pytest
 from streamasr.server.audio import AudioFormat
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.errors import StreamConfigError
-from streamasr.server.events import Final
-from streamasr.server.gate import EnergyGate, GateConfig, VadGateConfig, gate_config, gate_kind
+from streamasr.server.events import Final, Partial
+from streamasr.server.gate import (
+    RUN_QUANTUM_FRAMES,
+    EnergyGate,
+    GateConfig,
+    GateRuns,
+    Mask,
+    Run,
+    VadGateConfig,
+    gate_config,
+    gate_kind,
+    is_silent,
+    window_run,
+)
 from streamasr.server.manifest import read_manifest, sha256_file
 from streamasr.server.offline import stream_array
 from streamasr.server.runtime import RuntimeConfig
@@ -82,7 +95,7 @@ def test_gate_tells_silence_from_speech(engine: Engine, speech: np.ndarray) -> N
     gate = SileroGate(engine.vad, VadGateConfig(pad_s=0.0), 320)
     silent = []
     for start in range(0, audio.size - RATE, RATE):
-        silent.append(gate.is_silent(window_at(audio, start, start + RATE)))
+        silent.append(is_silent(gate, window_at(audio, start, start + RATE)))
     assert silent[:2] == [True, True]  # the leading quiet
     assert not any(silent[3 : 3 + speech.size // RATE])  # every window of speech runs
     assert silent[-1]
@@ -96,8 +109,8 @@ def test_speech_in_the_last_partial_frame_is_seen(engine: Engine, speech: np.nda
     first = int(np.argmax(onset))
     audio = np.concatenate([np.zeros(RATE, np.float32), speech[first:]])
     stop = RATE + 800 + 320 * 2  # 1 s of silence, then 60 ms of speech (not a whole frame more)
-    assert gate.is_silent(window_at(audio, 0, RATE - 320))
-    assert not gate.is_silent(window_at(audio, RATE - 320 - 1600, stop))
+    assert is_silent(gate, window_at(audio, 0, RATE - 320))
+    assert not is_silent(gate, window_at(audio, RATE - 320 - 1600, stop))
 
 
 def test_gates_by_name(engine: Engine) -> None:
@@ -124,7 +137,9 @@ def test_silero_gate_skips_pauses_and_keeps_the_words(engine: Engine, speech: np
         events += stream.feed(audio[start : start + 320])
     events += stream.finish()
     text = " ".join(e.segment.text for e in events if isinstance(e, Final))
-    assert text == ungated.text
+    # the same words, up to a letter or two: runs trimmed to the speech drop 3 s of quiet context
+    assert SequenceMatcher(None, text, ungated.text).ratio() > 0.97, (text, ungated.text)
+    assert abs(len(text.split()) - len(ungated.text.split())) <= 1
     assert stream.stats.skipped >= 6  # about 9 s of pauses at 1 s hops
     assert engine.vad is not None and engine.vad.calls > 0
 
@@ -162,4 +177,121 @@ def test_decisions_do_not_depend_on_how_far_the_vad_ran(engine: Engine, speech: 
     one_by_one = SileroGate(engine.vad, VadGateConfig(pad_s=0.0), 320)
     ahead = SileroGate(engine.vad, VadGateConfig(pad_s=0.0), 320)
     ahead.prepare(windows)
-    assert [one_by_one.is_silent(w) for w in windows] == [ahead.is_silent(w) for w in windows]
+    for window in windows:
+        np.testing.assert_array_equal(one_by_one.speech_frames(window), ahead.speech_frames(window))
+
+
+class MaskGate:
+    """A gate that marks the frames it is told to (local frames of every window)."""
+
+    def __init__(self, *marked: int) -> None:
+        self.marked = marked
+
+    def speech_frames(self, window: Window) -> Mask:
+        mask = np.zeros(window.num_frames, dtype=np.bool_)
+        mask[list(self.marked)] = True
+        return mask
+
+
+def steady_window() -> Window:
+    """16 frames of left context, 50 kept, 8 of lookahead (L 0.32 / C 1 / R 0.16 s)."""
+    return Window(5, np.zeros(74 * 320 + 80, np.float32), 32000, 100, 74, 16, 66, False)
+
+
+def test_the_hop_decides(engine: Engine) -> None:
+    """Speech only in the left context or the lookahead: skipped; in the hop: the model runs on
+    the marked stretches (with marked context next to them, rounded to the
+    quantum), split where 0.5 s or more is unmarked; the rest is blank."""
+    spec, w = engine.manifest.input, steady_window()
+    whole = Run(((0, 74),))
+    assert window_run(MaskGate(*range(0, 16)), w, spec) is None  # speech ends before the hop
+    assert window_run(MaskGate(*range(66, 74)), w, spec) is None  # starts in the lookahead
+    assert window_run(None, w, spec) == whole
+    assert window_run(MaskGate(*range(0, 74)), w, spec) == whole
+    run = window_run(MaskGate(*range(0, 20)), w, spec)  # speech ends in the hop
+    assert run is not None and run.stretches[0][0] == 0 and 20 <= run.stretches[0][1] < 28
+    run = window_run(MaskGate(*range(30, 41)), w, spec)  # a word in the hop
+    assert run is not None and len(run.stretches) == 1
+    first, stop = run.stretches[0]
+    assert first <= 30 and stop >= 41 and run.frames < 74
+    run = window_run(MaskGate(*range(20, 24), *range(55, 60)), w, spec)  # 31 frames apart
+    assert run is not None and len(run.stretches) == 2
+    assert run.stretches[0][1] <= 55 and run.stretches[1][1] >= 60
+    joined = window_run(MaskGate(*range(20, 24), *range(40, 45)), w, spec)  # 16 frames apart
+    assert joined is not None and len(joined.stretches) == 1
+    for r in (run, joined):
+        assert r.frames % RUN_QUANTUM_FRAMES == 0
+
+
+def test_a_trimmed_run_gives_its_frames_and_blanks(engine: Engine) -> None:
+    spec, w = engine.manifest.input, steady_window()
+    vocab = engine.manifest.vocabulary
+    runs = GateRuns(MaskGate(*range(30, 41)), spec, len(vocab.tokens), vocab.blank_id)
+    plan = runs.plan(w)
+    assert plan is not None
+    run, samples = plan
+    assert spec.num_frames(samples.size) == run.frames
+    (first, stop), *_ = run.stretches
+    model = np.ones((run.frames, len(vocab.tokens)), np.float32)
+    logits = runs.logits(model, run, w.num_frames)
+    assert logits.shape == (74, len(vocab.tokens))
+    np.testing.assert_array_equal(logits[first:stop], model)
+    blank = np.argmax(np.delete(logits, np.s_[first:stop], axis=0), axis=1)
+    assert set(blank.tolist()) == {vocab.blank_id}
+
+
+def test_silero_skips_a_hop_with_speech_only_in_its_context(
+    engine: Engine, speech: np.ndarray
+) -> None:
+    """Speech ends 0.6 s before the hop starts: the left context (1 s) holds speech, the hop
+    does not, so the window is skipped; a window whose hop holds the speech is not."""
+    assert engine.vad is not None
+    loud = np.flatnonzero(np.abs(speech) > 0.05 * np.abs(speech).max())
+    audio = np.concatenate([speech[: loud[-1] + 1], np.zeros(3 * RATE, np.float32)])
+    left, hop = 50, 50  # frames
+    hop_start = (loud[-1] + int(0.6 * RATE)) // 320 * 320
+    start = hop_start - left * 320
+    window = Window(
+        1, audio[start : start + (left + hop) * 320 + 80], start, start // 320, left + hop, left,
+        left + hop, False,
+    )  # fmt: skip
+    gate = SileroGate(engine.vad, VadGateConfig(pad_s=0.1), 320)
+    gate.prepare([window_at(audio, 0, start)])
+    mask = gate.speech_frames(window)
+    assert mask[: window.keep_start].any() and is_silent(gate, window)
+    fresh = SileroGate(engine.vad, VadGateConfig(pad_s=0.1), 320)
+    assert not is_silent(fresh, window_at(audio, 0, 2 * RATE))
+
+
+def test_gated_frames_are_decided_once_and_commits_hold(engine: Engine, speech: np.ndarray) -> None:
+    """With skipped and trimmed windows, the stream decides exactly the offline frame count,
+    committed text only grows within a segment, and the words survive."""
+    pause = np.zeros(int(2.3 * RATE), dtype=np.float32)
+    audio = np.concatenate([pause, speech, pause, speech[: RATE + 777], pause])
+    stream = engine.stream(AudioFormat("f32le"), StreamOptions(gate=VadGateConfig()))
+    events = []
+    for start in range(0, audio.size, 320):
+        events += stream.feed(audio[start : start + 320])
+    events += stream.finish()
+    assert stream.frames == engine.manifest.input.num_frames(audio.size)
+    assert stream.stats.skipped >= 2 and stream.stats.trimmed >= 2
+    committed: dict[int, str] = {}
+    for event in events:
+        if isinstance(event, Partial):
+            assert event.hypothesis.committed.startswith(committed.get(event.segment, ""))
+            committed[event.segment] = event.hypothesis.committed
+        elif isinstance(event, Final):
+            assert event.segment.text.startswith(committed.get(event.segment.index, ""))
+    ungated = stream_array(engine, audio, RATE, StreamOptions(gate=None), [320])
+    finals = [e.segment.text for e in events if isinstance(e, Final)]
+    assert SequenceMatcher(None, " ".join(finals), ungated.text).ratio() > 0.9
+
+
+def test_energy_gate_marks_loud_frames_with_margin() -> None:
+    gate = EnergyGate(GateConfig(pad_s=0.1), 320, RATE)
+    audio = (0.001 * np.random.default_rng(1).standard_normal(3 * RATE)).astype(np.float32)
+    audio[RATE : RATE + 3200] += 0.3  # 0.2 s loud
+    frames = (audio.size - 80) // 320
+    mask = gate.speech_frames(Window(0, audio, 0, 0, frames, 0, frames, False))
+    assert mask[50:60].all() and mask[45:65].all() and not mask[:40].any()
+    assert not mask[70:].any()

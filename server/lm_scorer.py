@@ -187,7 +187,11 @@ class ContextScorer:
         self._hot_prefixes = {w[:n] for w in hotwords.words for n in range(1, len(w) + 1)}
         self._unk_logp = LN10 * word_lm.unigrams.get("<unk>", -7.0) if word_lm else 0.0
         self._info: dict[LMState, _Info] = {}
-        self._scores: dict[LMState, float] = {}
+        self._scores: dict[tuple[LMState, int], tuple[LMState, float]] = {}
+        """``score``'s answers of the segment, by (state, symbol): most calls are repeats."""
+        self.allowed: frozenset[int] | None = None
+        """Symbols the current frame may emit (None: all); others score :data:`IMPOSSIBLE`
+        without a lookup (per-frame pruning by the decoder)."""
 
     # -- flashlight's LM interface --------------------------------------------------------------
 
@@ -202,10 +206,12 @@ class ContextScorer:
         return root
 
     def score(self, state: LMState, token: int) -> tuple[LMState, float]:
-        child = state.child(token)
-        known = self._scores.get(child)
+        if self.allowed is not None and token not in self.allowed:
+            return state, IMPOSSIBLE
+        key = (state, token)
+        known = self._scores.get(key)
         if known is not None:
-            return child, known
+            return known
         info = self._info[state]
         if token in self._letters:
             new, value = self._letter(info, token, self._letters[token])
@@ -215,8 +221,9 @@ class ContextScorer:
             new, value = self._delimit(info, token)
         else:
             return state, IMPOSSIBLE
+        child = state.child(token)
         self._info[child] = new
-        self._scores[child] = value
+        self._scores[key] = (child, value)
         return child, value
 
     def finish(self, state: LMState) -> tuple[LMState, float]:

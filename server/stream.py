@@ -35,8 +35,9 @@ from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
 from .gate import AnyGateConfig, GateConfig, GateRuns, Run, VadGateConfig
 from .inference import InferenceBackend
+from .lm_decoder import stream_windows
 from .manifest import Manifest
-from .presets import WINDOW_FIELDS, Windows, resolve_windows
+from .presets import WINDOW_FIELDS
 from .vad import SileroVad, make_gate
 from .windows import SlidingWindower, WholeWindower, Window, Windower, WindowPlan
 
@@ -373,8 +374,8 @@ def make_stream(
     the engine's Silero VAD (for a Silero gate). The windows are settled against the manifest
     first (:func:`~.presets.resolve_windows`)."""
     spec = manifest.input
-    current = Windows(options.left_s, options.hop_s, options.lookahead_s)
-    w = resolve_windows(current, options.preset, options.from_model, manifest.streaming)
+    decoder = stream_decoder(decoders, manifest, options.decoding)
+    w = stream_windows(decoder, options, manifest.streaming)
     options = replace(
         options, left_s=w.left_s, hop_s=w.hop_s, lookahead_s=w.lookahead_s, from_model=frozenset()
     )
@@ -384,7 +385,6 @@ def make_stream(
         options = replace(options, gate=None)
     else:
         windower = SlidingWindower(options.plan(manifest), spec, manifest.name)
-    decoder = stream_decoder(decoders, manifest, options.decoding)
     return Stream(
         manifest,
         scheduler,

@@ -25,7 +25,7 @@ from streamasr.server.hotwords import (
     make_hotwords,
     read_hotwords_file,
 )
-from streamasr.server.lm_decoder import BeamCtcDecoder, BeamSettings
+from streamasr.server.lm_decoder import TOKEN_MIN_LOGP, BeamCtcDecoder, BeamSettings
 from streamasr.server.manifest import Vocabulary
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.stream import StreamOptions
@@ -96,6 +96,16 @@ def test_an_unfinished_phrase_gives_its_bonus_back() -> None:
     logits[7, VOCAB.tokens.index("R")] = 5.0
     assert beam_text(logits, ["car"], weight=1.5) == "CAR"
     assert beam_text(logits, ["caro"], weight=1.5) == "CAT"
+
+
+def test_symbols_below_the_token_floor_are_not_tried() -> None:
+    """Per-frame pruning: a symbol the frame gives less than e^TOKEN_MIN_LOGP is never
+    extended, even where a hotword would win without the floor; just above it the bonus wins."""
+    r = VOCAB.tokens.index("R")
+    for logit, expected in ((-TOKEN_MIN_LOGP + 1.0, "CAT"), (-TOKEN_MIN_LOGP - 1.0, "CAR")):
+        logits = spell("CAT", confidence=logit + 2.0)
+        logits[6:8, r] = 2.0  # the T frames: R ``logit`` below T in log probability
+        assert beam_text(logits, ["car"], weight=5.0) == expected
 
 
 # -- the fixture model ------------------------------------------------------------------------

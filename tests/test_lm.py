@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.errors import InvalidFieldError, StreamConfigError
 from streamasr.server.events import Event, Final, Partial
 from streamasr.server.hotwords import Alphabet
-from streamasr.server.lm_decoder import BeamCtcDecoder
+from streamasr.server.lm_decoder import LM_WINDOWS, BeamCtcDecoder, LookaheadBlend, log_softmax
 from streamasr.server.lm_scorer import LmUnavailableError, WordLm
+from streamasr.server.presets import Windows
 from streamasr.server.protocol import StartMessage, parse_text
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.stream import StreamOptions
@@ -149,11 +151,13 @@ def test_alphabet_of_the_vocabulary(fixture_export: Path) -> None:
 # -- decoding with the LM ---------------------------------------------------------------------
 
 
-def decode(engine: Engine, samples: np.ndarray, offline: bool) -> tuple[str, list[Event]]:
+def decode(
+    engine: Engine, samples: np.ndarray, offline: bool, options: StreamOptions | None = None
+) -> tuple[str, list[Event]]:
     stream = (
         engine.offline_stream(AudioFormat("f32le"))
         if offline
-        else engine.stream(AudioFormat("f32le"))
+        else engine.stream(AudioFormat("f32le"), options)
     )
     events: list[Event] = []
     for start in range(0, samples.size, 3200):
@@ -174,6 +178,59 @@ def test_lm_lowers_offline_wer_by_a_fifth(
             greedy.append(decode(plain, samples, offline=True)[0])
             beam.append(decode(lm_engine, samples, offline=True)[0])
     assert wer(refs, beam).rate <= 0.8 * wer(refs, greedy).rate
+
+
+def test_streaming_with_the_lm_meets_its_bound(
+    lm_engine: Engine, tts_set: list[tuple[Path, str]]
+) -> None:
+    """The fixture's figure (docs/lm.md): streamed at the server's windows for an LM (no gate:
+    the gates' own cost is ``bench.noise``'s), the WER is within 1.05x + 0.3 pt of the offline
+    WER with the same LM."""
+    refs, offline, streamed = [], [], []
+    ungated = StreamOptions.model_defaults(gate=None)
+    for path, ref in tts_set:
+        samples, _ = read_mono(path)
+        refs.append(ref)
+        offline.append(decode(lm_engine, samples, offline=True)[0])
+        streamed.append(decode(lm_engine, samples, offline=False, options=ungated)[0])
+    offline_wer, streaming_wer = wer(refs, offline).rate, wer(refs, streamed).rate
+    assert streaming_wer <= 1.05 * offline_wer + 0.003, (streaming_wer, offline_wer)
+
+
+def windows_of(engine: Engine, options: StreamOptions | None = None) -> Windows:
+    o = engine.stream(AudioFormat("f32le"), options).options
+    return Windows(o.left_s, o.hop_s, o.lookahead_s)
+
+
+def test_an_lm_stream_gets_the_lm_windows_unless_chosen(
+    lm_engine: Engine, fixture_export: Path
+) -> None:
+    assert windows_of(lm_engine) == LM_WINDOWS
+    assert windows_of(lm_engine, StreamOptions()) == Windows(0.32, 1.0, 0.32)  # all chosen
+    only_left = replace(StreamOptions(left_s=1.0), from_model=frozenset({"hop_s", "lookahead_s"}))
+    assert windows_of(lm_engine, only_left) == Windows(1.0, LM_WINDOWS.hop_s, 0.64)
+    hot = StreamOptions.model_defaults(decoding=DecodingOptions(hotwords=("dromedary",)))
+    with Engine(fixture_export) as plain:  # hotwords without an LM: the model's windows
+        assert isinstance(plain.stream(options=hot)._decoder, BeamCtcDecoder)
+        assert windows_of(plain, hot) == Windows(0.32, 1.0, 0.32)
+
+
+def test_lookahead_blend_weights_each_view_by_its_context() -> None:
+    rng = np.random.default_rng(3)
+    kept = log_softmax(rng.normal(size=(6, 5)).astype(np.float32))
+    ahead = log_softmax(rng.normal(size=(2, 5)).astype(np.float32))
+    blend = LookaheadBlend(left=2, hop=4)
+    assert blend.kept(10, kept) is kept  # no lookahead seen yet
+    blend.ahead(10, ahead)
+    out = blend.kept(10, kept)
+    # frame 0: kept view 2 frames from its window's left edge (weight 3), lookahead view at 1
+    # frame from the right edge (weight 2); frame 1: weights 4 and 1; the rest as kept
+    np.testing.assert_allclose(out[0], log_softmax((3 * kept[0] + 2 * ahead[0]) / 5), atol=1e-6)
+    np.testing.assert_allclose(out[1], log_softmax((4 * kept[1] + ahead[1]) / 5), atol=1e-6)
+    np.testing.assert_array_equal(out[2:], kept[2:])
+    split = np.concatenate([blend.kept(10, kept[:1]), blend.kept(11, kept[1:])])  # an endpoint
+    np.testing.assert_allclose(split, out, atol=1e-6)
+    assert blend.kept(12, kept) is kept  # past the lookahead
 
 
 def test_committed_text_is_never_revised(

@@ -72,6 +72,8 @@ SERVER_MODULE = "streamasr.server.cli"
 LISTENING = re.compile(r"listening on (ws://\S+)")
 START_TIMEOUT_S = 120.0
 MAX_ERRORS_KEPT = 5
+OPEN_CONCURRENCY = 16
+"""Handshakes the clients run at once (as ``bench.frontend_bench``)."""
 
 
 # --- the server process --------------------------------------------------------------------------
@@ -275,9 +277,17 @@ class Client:
 async def play_clients(
     url: str, pieces: list[NDArray[np.float32]], hop_s: float
 ) -> list[ClientRun]:
-    """All clients connected first, then started together at staggered phases within a hop."""
+    """All clients connected first (a few handshakes at a time: the server aborts the oldest
+    handshake past ``--max-handshakes``, 32 by default), then started together at staggered
+    phases within a hop."""
     clients = [Client(url, p) for p in pieces]
-    opened = await asyncio.gather(*(c.open() for c in clients), return_exceptions=True)
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def open_one(client: Client) -> None:
+        async with gate:
+            await client.open()
+
+    opened = await asyncio.gather(*(open_one(c) for c in clients), return_exceptions=True)
     start = asyncio.get_running_loop().time() + 0.2
     plays = []
     offsets = start_offsets(len(pieces), hop_s)

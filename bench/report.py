@@ -18,6 +18,10 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
 * ``capacity``: concurrent real-time streams through the websocket server and through the
   engine alone against p95 partial and final latency, the server's CPU and memory, and the raw
   onnxruntime ceiling (``bench.service_bench``).
+* ``triton``: streams held through a real Triton server on CPU (``asr-triton``, int8, 2
+  instances) behind ``asr-server --workers 2`` against the local backend in one process, same
+  model, clients and criterion as ``capacity``, levels interleaved; skipped, with the reason,
+  without the Triton interpreter (``bench.triton_bench``).
 * ``frontend``: the server's CPU per audio second per stream and the streams one worker holds
   with an instant model (only the frontend works), 20 and 100 ms frames, ``--workers`` 1 and 2
   (``bench.frontend_bench``).
@@ -51,14 +55,23 @@ import numpy as np
 
 from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
-from . import export_bench, frontend_bench, lm_bench, noise, plots, service_bench, stream_bench
+from . import (
+    export_bench,
+    frontend_bench,
+    lm_bench,
+    noise,
+    plots,
+    service_bench,
+    stream_bench,
+    triton_bench,
+)
 from .machine import Machine, describe
 
 log = logging.getLogger("bench.report")
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
-SECTIONS = ("fidelity", "grid", "speed", "capacity", "frontend", "noise", "lm")
+SECTIONS = ("fidelity", "grid", "speed", "capacity", "triton", "frontend", "noise", "lm")
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
 DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
@@ -235,6 +248,21 @@ def capacity(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+def triton(ctx: Context) -> dict[str, Any]:
+    """Triton on CPU against the local backend: the capacity section's model and levels."""
+    unavailable = triton_bench.triton_unavailable()
+    if unavailable is not None:
+        reason = f"no Triton interpreter: {unavailable}"
+        print(f"section triton skipped: {reason}", flush=True)
+        return {"skipped": reason}
+    setups = [triton_bench.parse_setup(s) for s in triton_bench.DEFAULT_SETUPS]
+    folder = stream_bench.export_random(ctx.shared, ctx.work, ctx.mode.capacity_model)
+    audio = service_bench.dev_audio(ctx.shared)
+    figures = triton_bench.measure(folder, audio, ctx.mode.capacity, ctx.work / "triton", setups)
+    figures["model"] = ctx.mode.capacity_model
+    return figures
+
+
 def frontend(ctx: Context) -> dict[str, Any]:
     folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     audio = service_bench.dev_audio(ctx.shared)
@@ -256,6 +284,7 @@ SECTION_RUNS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "grid": grid,
     "speed": speed,
     "capacity": capacity,
+    "triton": triton,
     "frontend": frontend,
     "lm": lm,
     "noise": noise_section,
@@ -426,6 +455,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "grid": ("Latency / accuracy", grid_md),
     "speed": ("Offline speed", speed_md),
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
+    "triton": ("Through Triton on CPU vs local", triton_bench.markdown),
     "frontend": ("Frontend cost per stream (instant model)", frontend_md),
     "lm": ("Language model and hotwords", lm_bench.markdown),
     "noise": ("Gates under noise", noise.markdown),
@@ -522,6 +552,8 @@ def headline(figures: dict[str, Any]) -> list[str]:
             lines.append(f"{name}: FAILED ({section['error']})")
     if "capacity" in sections and "held" in sections["capacity"]:
         lines += service_bench.summary_lines(sections["capacity"])
+    if "triton" in sections and ("held" in sections["triton"] or "skipped" in sections["triton"]):
+        lines += triton_bench.summary_lines(sections["triton"])
     if "frontend" in sections and "setups" in sections["frontend"]:
         lines += frontend_bench.summary_lines(sections["frontend"])
     if "lm" in sections and "passes" in sections["lm"]:

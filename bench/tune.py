@@ -24,7 +24,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +241,7 @@ def tune(
         "grid_points": len(points),
         "budgets": budgets.__dict__,
         "rules": rules(offline, budgets),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     section = StreamingSection(chosen["balanced"].windows, "balanced", presets, tuned)
     figures = {"offline_wer": offline, "points": [p.__dict__ for p in raw], "tuned": tuned}

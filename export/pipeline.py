@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -264,7 +264,7 @@ def _manifest(checkpoint: Checkpoint, entries: dict[str, PrecisionEntry]) -> Man
         language=checkpoint.language,
         precisions=entries,
         tools=tool_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 

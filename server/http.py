@@ -12,20 +12,15 @@ import hashlib
 import http
 import json
 import re
-import sys
 from collections.abc import Mapping
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, TypeAlias
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from . import metrics
-
-if sys.version_info >= (3, 11):
-    from importlib.resources.abc import Traversable
-else:
-    from importlib.abc import Traversable
 
 StaticFolder: TypeAlias = Traversable
 """A folder of static files: a package resource (``importlib.resources``) or a Path."""

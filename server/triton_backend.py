@@ -267,7 +267,7 @@ class TritonBackend:
         while (remaining := deadline - self._clock()) > 0:
             try:
                 logits = await asyncio.wait_for(self._call(data, remaining), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             except InferenceServerException as exc:
                 status = str(exc.status() or "")
@@ -345,7 +345,7 @@ class TritonBackend:
                 client.is_model_ready(self.model, client_timeout=timeout), timeout
             ):
                 problem = f"model {self.model} is not ready"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             problem = f"no health reply within {timeout:g} s"
         except InferenceServerException as exc:
             problem = str(exc.message() or exc)

@@ -24,7 +24,6 @@ last few seconds, so it follows the background level without a fixed threshold.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -154,26 +153,64 @@ class EnergyGate:
         self.config = config
         self.stride = stride
         self._pad = round(config.pad_s * sample_rate)
-        self._history: deque[float] = deque(
-            maxlen=max(1, round(config.history_s * sample_rate / stride))
-        )
+        self._reach = (stride + self._pad - 1) // stride
+        """Frames within ``pad`` samples of a frame are at most this many frames from it."""
+        self._history = np.zeros(max(1, round(config.history_s * sample_rate / stride)))
+        """A ring of the energies of the last committed frames (their order does not matter)."""
+        self._filled = 0
+        self._at = 0
         self._speech_end: int | None = None
         """Stream index just past the last speech frame seen (its offset margin may reach on)."""
 
     def speech_frames(self, window: Window) -> Mask:
-        """Mark the window's loud frames; the floor learns from the frames it commits."""
+        """Mark the window's loud frames; the floor learns from the frames it commits.
+
+        The same marks as :func:`speech_mask` over one span per loud frame (and the last
+        speech frame seen), computed as a dilation by ``pad`` in whole frames."""
         energies = frame_energies_db(window.samples, self.stride)[: window.num_frames]
-        self._history.extend(energies[window.keep_start : window.keep_stop].tolist())
-        history = np.fromiter(self._history, dtype=np.float64)
-        floor = float(np.percentile(history, self.config.floor_percentile)) if history.size else 0.0
+        self._remember(energies[window.keep_start : window.keep_stop])
+        history = self._history[: self._filled]
+        floor = low_percentile(history, self.config.floor_percentile) if history.size else 0.0
         loud = (energies >= self.config.silence_db) & (energies >= floor + self.config.margin_db)
-        starts = (window.first_frame + np.flatnonzero(loud)) * self.stride
-        spans = [(int(s), int(s) + self.stride) for s in starts]
-        if spans:
-            self._speech_end = max(self._speech_end or 0, spans[-1][1])
+        found = np.flatnonzero(loud)
+        if found.size:
+            end = (window.first_frame + int(found[-1]) + 1) * self.stride
+            self._speech_end = max(self._speech_end or 0, end)
+        n, reach = window.num_frames, self._reach
+        counts = np.zeros(n + 1, dtype=np.int64)  # counts[j]: loud frames before frame j
+        counts[1 : loud.shape[0] + 1] = np.cumsum(loud)
+        counts[loud.shape[0] + 1 :] = counts[loud.shape[0]]
+        frames = np.arange(n)
+        mask = counts[np.minimum(frames + reach + 1, n)] > counts[np.maximum(frames - reach, 0)]
         if self._speech_end is not None:
-            spans.append((self._speech_end - self.stride, self._speech_end))
-        return speech_mask(window, spans, self._pad, self.stride)
+            last = self._speech_end // self.stride - 1 - window.first_frame
+            mask[max(0, last - reach) : max(0, last + reach + 1)] = True
+        return mask
+
+    def _remember(self, energies: NDArray[np.float64]) -> None:
+        """Add committed frames' energies to the ring, dropping the oldest."""
+        ring = self._history
+        new = energies[-ring.shape[0] :]
+        first = min(new.shape[0], ring.shape[0] - self._at)
+        ring[self._at : self._at + first] = new[:first]
+        ring[: new.shape[0] - first] = new[first:]
+        self._at = (self._at + new.shape[0]) % ring.shape[0]
+        self._filled = min(ring.shape[0], self._filled + new.shape[0])
+
+
+def low_percentile(values: NDArray[np.float64], percentile: float) -> float:
+    """``np.percentile(values, percentile)`` (linear), the same float, from a partial sort of
+    the two order statistics it interpolates (numpy's virtual index and ``_lerp``)."""
+    n = int(values.shape[0])
+    q = percentile / 100
+    index = (n - 1) * q
+    if index >= n - 1:
+        return float(values.max())
+    below = int(index)
+    pair = np.partition(values, (below, below + 1))
+    a, b = float(pair[below]), float(pair[below + 1])
+    t = index - below
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def stretches(mask: Mask, gap: int) -> list[list[int]]:

@@ -1,7 +1,8 @@
 """Streams held through a local Triton server on CPU against the local backend, same cores.
 
     python -m bench.triton_bench [--quick] [--model wav2vec2-base-960h] [--seconds S]
-                                 [--setups local:int8 triton:int8:w2 ...] [--levels N ...]
+                                 [--setups local:int8 local:int8:lm triton:int8:w2 ...]
+                                 [--levels N ...]
                                  [--shared ../shared] [--work DIR] [--out DIR]
 
 Issue 10, item 6: the price of the network hop. Every *setup* is a way to serve the same export
@@ -13,6 +14,12 @@ Issue 10, item 6: the price of the network hop. Every *setup* is a way to serve 
   [--threads N]`` (a real Triton 2.51 through pytriton, onnxruntime inside it; int8 unbatched
   with 2 instances, fp32 with Triton's dynamic batcher) and ``asr-server --inference
   triton://127.0.0.1:PORT --workers N`` (default 2) in front of it.
+
+A ``:lm`` knob adds ``--lm LM`` to the server's command (issue 11: capacity with the LM beside
+greedy): LM is the 4-gram ARPA file ``asr-lm text/ljspeech-train.txt --order 4 --model EXPORT``
+builds (:func:`bench.lm_bench.lm_file`, once, under ``--work``), and the server's default LM
+windows (0.64/2/0.64 s) apply, as users get them; each setup's clients start at phases spread
+over its own hop.
 
 The clients, the levels and the criterion are the service benchmark's
 (:mod:`bench.service_bench`): real-time protocol-v1 clients in this process sending 20 ms s16le
@@ -50,9 +57,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamasr.server import triton_contract as tc
+from streamasr.server.lm_decoder import LM_WINDOWS
 from streamasr.server.manifest import read_manifest
 
-from . import service_bench, stream_bench
+from . import lm_bench, service_bench, stream_bench
 from .frontend_bench import tree_cpu
 from .proc import cores, read_usage, tree_pids
 
@@ -88,24 +96,33 @@ class Setup:
     """``asr-triton --instances`` (fp32/fp16 model instances; int8 always has 2)."""
     threads: int = 1
     """``asr-triton --threads`` (onnxruntime intra-op threads per instance)."""
+    lm: bool = False
+    """``asr-server --lm LM`` (beam search with the n-gram LM, at the LM windows)."""
 
     @property
     def label(self) -> str:
+        suffix = ", LM" if self.lm else ""
         if self.inference == "local":
-            return f"local {self.precision}, {self.workers} process(es)"
+            return f"local {self.precision}, {self.workers} process(es){suffix}"
         instances = 2 if self.precision == "int8" else self.instances
         return (
             f"Triton {self.precision} ({instances} instance(s) x {self.threads} thread(s)), "
-            f"{self.workers} frontend(s)"
+            f"{self.workers} frontend(s){suffix}"
         )
 
-    def server_args(self, folder: Path, triton_url: str | None) -> list[str]:
+    def server_args(
+        self, folder: Path, triton_url: str | None, lm: Path | None = None
+    ) -> list[str]:
         args = service_bench.server_args(folder, self.precision)
         args += ["--max-connections", str(MAX_CONNECTIONS)]
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
         if triton_url is not None:
             args += ["--inference", triton_url]
+        if self.lm:
+            if lm is None:
+                raise ValueError(f"setup {self.label!r} needs an LM file")
+            args += ["--lm", str(lm)]
         return args
 
     def triton_args(self) -> list[str]:
@@ -114,7 +131,8 @@ class Setup:
 
 
 def parse_setup(text: str) -> Setup:
-    """``local:int8``, ``local:fp32:w2``, ``triton:int8:w2``, ``triton:fp32:w2:i2:t1``."""
+    """``local:int8``, ``local:fp32:w2``, ``local:int8:lm``, ``triton:int8:w2``,
+    ``triton:fp32:w2:i2:t1``."""
     inference, _, rest = text.partition(":")
     if inference not in ("local", "triton"):
         raise ValueError(f"setup {text!r}: starts with local or triton")
@@ -122,13 +140,24 @@ def parse_setup(text: str) -> Setup:
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"setup {text!r}: precision fp32, fp16 or int8")
     values = {"w": 2 if inference == "triton" else 1, "i": 1, "t": 1}
-    for knob in knobs:
+    lm = "lm" in knobs
+    for knob in (k for k in knobs if k != "lm"):
         if knob[:1] not in values or not knob[1:].isdigit() or int(knob[1:]) < 1:
-            raise ValueError(f"setup {text!r}: knob {knob!r} is not wN, iN or tN (N >= 1)")
+            raise ValueError(f"setup {text!r}: knob {knob!r} is not wN, iN, tN (N >= 1) or lm")
         if inference == "local" and knob[0] != "w":
             raise ValueError(f"setup {text!r}: iN and tN are Triton's knobs")
         values[knob[0]] = int(knob[1:])
-    return Setup(inference, precision, values["w"], values["i"], values["t"])
+    return Setup(inference, precision, values["w"], values["i"], values["t"], lm)
+
+
+def windows(setup: Setup, args: Sequence[str]) -> dict[str, float]:
+    """The windows (left, hop, lookahead s) the server gives a stream of ``setup``: its
+    configuration's, and with an LM :data:`LM_WINDOWS`' for the fields nobody chose."""
+    options = service_bench.engine_settings(args)[1]
+    values = {"left_s": options.left_s, "hop_s": options.hop_s, "lookahead_s": options.lookahead_s}
+    if setup.lm and options.preset is None:
+        values |= {n: v for n, v in LM_WINDOWS.to_dict().items() if n in options.from_model}
+    return values
 
 
 # --- the Triton process --------------------------------------------------------------------------
@@ -270,14 +299,14 @@ def _comm(pid: int) -> str:
 
 
 @contextmanager
-def running(setup: Setup, folder: Path, work: Path) -> Iterator[Running]:
+def running(setup: Setup, folder: Path, work: Path, lm: Path | None = None) -> Iterator[Running]:
     slug = f"{setup.inference}-{setup.precision}-w{setup.workers}-i{setup.instances}"
-    slug += f"-t{setup.threads}"
+    slug += f"-t{setup.threads}" + ("-lm" if setup.lm else "")
     with ExitStack() as stack:
         triton = None
         if setup.inference == "triton":
             triton = stack.enter_context(TritonServer(folder, setup, work / f"triton-{slug}.log"))
-        args = setup.server_args(folder, triton.url if triton else None)
+        args = setup.server_args(folder, triton.url if triton else None, lm)
         server = stack.enter_context(service_bench.ServerProcess(args, work / f"server-{slug}.log"))
         yield Running(setup, server, triton)
 
@@ -310,6 +339,8 @@ def measure(
     plan: service_bench.CapacityPlan,
     work: Path,
     setups: Sequence[Setup],
+    *,
+    lm: Path | None = None,
 ) -> dict[str, Any]:
     """Every setup up at once, their levels interleaved; streams held and the ratios."""
     unavailable = triton_unavailable() if any(s.inference == "triton" for s in setups) else None
@@ -328,10 +359,11 @@ def measure(
         "setups": {},
     }
     with ExitStack() as stack:
-        runs = {s.label: stack.enter_context(running(s, folder, work)) for s in setups}
+        runs = {s.label: stack.enter_context(running(s, folder, work, lm)) for s in setups}
         for label, run in runs.items():
             figures["setups"][label] = {
                 **asdict(run.setup),
+                "windows": windows(run.setup, run.setup.server_args(folder, None, lm)),
                 "server_command": "asr-server " + " ".join(run.server.command[3:]),
                 "triton_command": (
                     "asr-triton " + " ".join(run.triton.command[3:]) if run.triton else None
@@ -339,7 +371,8 @@ def measure(
             }
 
         def path(run: Running) -> Callable[[int], dict[str, Any]]:
-            return lambda n: level(run, audio, n, plan.seconds, options.hop_s)
+            hop_s = figures["setups"][run.setup.label]["windows"]["hop_s"]
+            return lambda n: level(run, audio, n, plan.seconds, hop_s)
 
         try:
             figures["levels"] = service_bench.interleaved(
@@ -353,6 +386,7 @@ def measure(
     figures["ceiling_after"] = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
     figures["held"] = {label: service_bench.held(lv) for label, lv in figures["levels"].items()}
     figures["ratios"] = ratios(figures)
+    figures["lm_ratios"] = lm_ratios(figures)
     return figures
 
 
@@ -375,7 +409,9 @@ def ratios(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         local = [
             other
             for other, o in setups.items()
-            if o["inference"] == "local" and o["precision"] == s["precision"]
+            if o["inference"] == "local"
+            and o["precision"] == s["precision"]
+            and o.get("lm", False) == s.get("lm", False)
         ]
         local.sort(key=lambda other: setups[other]["workers"] != 1)
         if not local or not held[local[0]]:
@@ -386,6 +422,30 @@ def ratios(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "ratio": ratio,
             "met": ratio >= RATIO_GOAL,
             **cost_ratio(figures.get("levels", {}), label, local[0]),
+        }
+    return out
+
+
+def lm_ratios(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each LM setup against the same setup without the LM (greedy): streams held, CPU."""
+    setups, held = figures["setups"], figures["held"]
+    out = {}
+    for label, s in setups.items():
+        if not s.get("lm"):
+            continue
+        greedy = [
+            other
+            for other, o in setups.items()
+            if not o.get("lm")
+            and all(o[k] == s[k] for k in ("inference", "precision", "workers", "instances"))
+            and o.get("threads") == s.get("threads")
+        ]
+        if not greedy or not held[greedy[0]]:
+            continue
+        out[label] = {
+            "against": greedy[0],
+            "ratio": held[label] / held[greedy[0]],
+            **cost_ratio(figures.get("levels", {}), label, greedy[0]),
         }
     return out
 
@@ -436,6 +496,17 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
                     f"levels {levels}), so {1 / ratio['cpu_ratio']:.0%} of its streams where "
                     "the setups' cores are their own and capacity is CPU-bound"
                 )
+        lm = figures.get("lm_ratios", {}).get(label)
+        if lm is not None:
+            line += f", {lm['ratio']:.0%} of {lm['against']}'s (greedy)"
+            if "cpu_ratio" in lm:
+                levels = ", ".join(lm["cpu_ratio_levels"])
+                line += (
+                    f"; CPU per stream {lm['cpu_ratio']:.2f}x greedy's (median at levels {levels})"
+                )
+        w = figures["setups"].get(label, {}).get("windows")
+        if w:
+            line += f"; windows {w['left_s']:g}/{w['hop_s']:g}/{w['lookahead_s']:g} s"
         lines.append(line)
     return lines
 
@@ -539,7 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setups = args.setups or [parse_setup(s) for s in DEFAULT_SETUPS]
     precisions = tuple(sorted({"int8", *(s.precision for s in setups)}))
     folder = export(args.shared, args.work, args.model, precisions)
-    figures = measure(folder, service_bench.dev_audio(args.shared), plan, args.work, setups)
+    lm = lm_bench.lm_file(args.shared, args.work, folder) if any(s.lm for s in setups) else None
+    audio = service_bench.dev_audio(args.shared)
+    figures = measure(folder, audio, plan, args.work, setups, lm=lm)
     figures["model"] = args.model
     print(f"\n### Through Triton on CPU vs local ({args.model})\n")
     print(markdown(figures))

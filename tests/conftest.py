@@ -70,3 +70,19 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if made is None:
         missing("the openssl command is not installed (needed to make a test certificate)")
     return made
+
+
+@pytest.fixture(scope="session")
+def triton_python() -> Path:
+    """The interpreter ``asr-triton`` serves with (docs/triton.md); a missing one skips the test,
+    or fails it under ``ASR_REQUIRE_TOOLS=1``."""
+    from streamasr.server.triton_local import TritonPythonError, check_python, find_python
+
+    from .tools import missing
+
+    try:
+        python = find_python(None)
+        check_python(python)
+    except TritonPythonError as exc:
+        missing(f"no interpreter for asr-triton: {exc.problem}")
+    return python

@@ -47,7 +47,6 @@ from streamasr.server.manifest import read_manifest
 from streamasr.server.offline import stream_array
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.triton_backend import TritonBackend
-from streamasr.server.triton_local import TritonPythonError, check_python, find_python
 
 from .service_util import (
     STOP,
@@ -63,9 +62,8 @@ from .service_util import (
     start_text,
     stream_v1,
 )
-from .test_triton_local import free_ports, triton_command
 from .timeouts import timeout
-from .tools import missing
+from .triton_util import free_ports, triton_command
 
 URL = "triton://pool.invalid:8001"
 
@@ -454,16 +452,6 @@ class LocalTriton:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
             process.wait(timeout(60))
-
-
-@pytest.fixture(scope="module")
-def triton_python() -> Path:
-    try:
-        python = find_python(None)
-        check_python(python)
-    except TritonPythonError as exc:
-        missing(f"no interpreter for asr-triton: {exc.problem}")
-    return python
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ The server starts once for the module, under the interpreter ``asr-triton`` find
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +27,6 @@ from streamasr.server import triton_contract as tc
 from streamasr.server.manifest import Manifest, read_manifest
 from streamasr.server.runtime import Runner, RuntimeConfig, load_runner
 from streamasr.server.triton_local import (
-    TritonPythonError,
-    check_python,
     find_python,
     main,
     model_spec,
@@ -37,7 +34,7 @@ from streamasr.server.triton_local import (
 from streamasr.server.triton_serve import OnnxCallable, ServeSpec
 
 from .timeouts import timeout
-from .tools import missing
+from .triton_util import free_ports, triton_command
 
 START_TIMEOUT_S = timeout(90.0)
 STOP_TIMEOUT_S = timeout(60.0)
@@ -47,24 +44,6 @@ LENGTHS = (16000, 12345)
 
 def windows(length: int, count: int, seed: int) -> NDArray[np.float32]:
     return np.random.default_rng(seed).standard_normal((count, length)).astype(np.float32)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def triton_command() -> list[str]:
-    script = Path(sys.executable).with_name("asr-triton")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-m", "streamasr.server.triton_local"]
 
 
 class TritonProcess:
@@ -153,16 +132,6 @@ def _settle(future: Future[NDArray[np.float32]], manifest: Manifest) -> Any:
             future.set_result(np.asarray(result.as_numpy(manifest.output_name)))
 
     return callback
-
-
-@pytest.fixture(scope="module")
-def triton_python() -> Path:
-    try:
-        python = find_python(None)
-        check_python(python)
-    except TritonPythonError as exc:
-        missing(f"no interpreter for asr-triton: {exc.problem}")
-    return python
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ from streamasr.server.runtime import Runner
 
 from . import service_bench, stream_bench
 from .proc import cores, own_cpu_s, read_usage, thread_cpu_s, tree_pids
-from .stream_sim import RATE, percentiles, start_offsets
+from .stream_sim import RATE, percentiles
 
 log = logging.getLogger("bench.frontend_bench")
 
@@ -230,27 +230,16 @@ async def play_all(
     frame_ms: int,
     connected: Callable[[], None],
 ) -> list[service_bench.ClientRun]:
-    """Connect every client (a few handshakes at a time), call ``connected``, then start them
-    together at staggered phases within a hop."""
-    clients = [PacedClient(url, p, frame_ms) for p in pieces]
-    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-
-    async def open_one(client: PacedClient) -> None:
-        async with gate:
-            await client.open()
-
-    opened = await asyncio.gather(*(open_one(c) for c in clients), return_exceptions=True)
-    connected()
-    start = asyncio.get_running_loop().time() + 0.5
-    plays = []
-    offsets = start_offsets(len(pieces), hop_s)
-    for client, result, offset in zip(clients, opened, offsets, strict=True):
-        if isinstance(result, BaseException):
-            client.run.error = f"open: {type(result).__name__}: {result}"
-        else:
-            plays.append(client.play(start + float(offset)))
-    await asyncio.gather(*plays)
-    return [c.run for c in clients]
+    """Connect every paced client, call ``connected``, then start them together at staggered
+    phases within a hop (``service_bench.play_clients`` with this bench's clients)."""
+    return await service_bench.play_clients(
+        url,
+        pieces,
+        hop_s,
+        make_client=lambda target, piece: PacedClient(target, piece, frame_ms),
+        connected=connected,
+        lead_s=0.5,
+    )
 
 
 # --- one level -----------------------------------------------------------------------------------

@@ -275,12 +275,19 @@ class Client:
 
 
 async def play_clients(
-    url: str, pieces: list[NDArray[np.float32]], hop_s: float
+    url: str,
+    pieces: list[NDArray[np.float32]],
+    hop_s: float,
+    *,
+    make_client: Callable[[str, NDArray[np.float32]], Client] | None = None,
+    connected: Callable[[], None] | None = None,
+    lead_s: float = 0.2,
 ) -> list[ClientRun]:
     """All clients connected first (a few handshakes at a time: the server aborts the oldest
-    handshake past ``--max-handshakes``, 32 by default), then started together at staggered
-    phases within a hop."""
-    clients = [Client(url, p) for p in pieces]
+    handshake past ``--max-handshakes``, 32 by default), then ``connected`` is called, then they
+    start together ``lead_s`` later at staggered phases within a hop. ``make_client``: another
+    :class:`Client` kind (the frontend bench's paced frames)."""
+    clients = [(make_client or Client)(url, p) for p in pieces]
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def open_one(client: Client) -> None:
@@ -288,7 +295,9 @@ async def play_clients(
             await client.open()
 
     opened = await asyncio.gather(*(open_one(c) for c in clients), return_exceptions=True)
-    start = asyncio.get_running_loop().time() + 0.2
+    if connected is not None:
+        connected()
+    start = asyncio.get_running_loop().time() + lead_s
     plays = []
     offsets = start_offsets(len(pieces), hop_s)
     for client, result, offset in zip(clients, opened, offsets, strict=True):

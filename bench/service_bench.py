@@ -44,7 +44,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,49 +79,48 @@ OPEN_CONCURRENCY = 16
 # --- the server process --------------------------------------------------------------------------
 
 
-class ServerProcess:
-    """``python -m streamasr.server.cli`` on a free port; a context manager.
+class LoggedProcess:
+    """A command in a subprocess with its output in ``log_path``; a context manager that starts
+    it, waits for :meth:`_wait_ready`, and stops it with SIGTERM (SIGKILL after ``stop_s``)."""
 
-    Its log goes to ``log_path``; it is ready once it logged ``listening on ws://HOST:PORT``
-    and ``/healthz`` answers 200. Stopped with SIGTERM (then SIGKILL after 20 s).
-    """
+    name = "the process"
+    stop_s = 20.0
 
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
-        self.command = [sys.executable, "-m", SERVER_MODULE, *args]
+    def __init__(self, command: Sequence[str], log_path: Path) -> None:
+        self.command = list(command)
         self.log_path = log_path
-        self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
         if self._process is None:
-            raise RuntimeError("the server is not running")
+            raise RuntimeError(f"{self.name} is not running")
         return self._process.pid
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as sink:
             self._process = subprocess.Popen(
                 self.command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         try:
-            self.url = self._wait_listening()
-            self._wait_healthy()
+            self._wait_ready()
         except BaseException:
             self.stop()
             raise
-        log.info("server %d ready at %s", self.pid, self.url)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def usage(self) -> Usage | None:
-        return read_usage(self.pid)
+    def _wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -129,16 +128,43 @@ class ServerProcess:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=self.stop_s)
         except subprocess.TimeoutExpired:
-            log.warning("server %d ignored SIGTERM for 20 s: killing it", process.pid)
+            log.warning(
+                "%s %d ignored SIGTERM for %g s: killing it", self.name, process.pid, self.stop_s
+            )
             process.kill()
             process.wait()
+
+    def _check_alive(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self._process.returncode}:\n{self.log_tail()}"
+            )
+
+
+class ServerProcess(LoggedProcess):
+    """``python -m streamasr.server.cli`` on a free port; ready once it logged
+    ``listening on ws://HOST:PORT`` and ``/healthz`` answers 200."""
+
+    name = "the server"
+
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+        super().__init__([sys.executable, "-m", SERVER_MODULE, *args], log_path)
+        self.url = ""
+
+    def _wait_ready(self) -> None:
+        self.url = self._wait_listening()
+        self._wait_healthy()
+        log.info("server %d ready at %s", self.pid, self.url)
+
+    def usage(self) -> Usage | None:
+        return read_usage(self.pid)
 
     def _wait_listening(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            match = LISTENING.search(self.log_path.read_text(encoding="utf-8", errors="replace"))
+            match = LISTENING.search(self.log_text())
             if match:
                 return match.group(1).rstrip("/.,")
             self._check_alive()
@@ -158,12 +184,6 @@ class ServerProcess:
             self._check_alive()
             time.sleep(0.2)
         raise RuntimeError(f"{health} did not answer 200 in {START_TIMEOUT_S:.0f} s")
-
-    def _check_alive(self) -> None:
-        if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {self._process.returncode}:\n{self.log_tail()}"
-            )
 
 
 # --- one client ---------------------------------------------------------------------------------

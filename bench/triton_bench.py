@@ -42,9 +42,7 @@ import argparse
 import json
 import logging
 import math
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -185,72 +183,33 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class TritonServer:
-    """``asr-triton FOLDER`` on free ports; a context manager, ready once it logged
-    ``serving NAME on grpc`` for its model. Stopped with SIGTERM (SIGKILL after 60 s)."""
+class TritonServer(service_bench.LoggedProcess):
+    """``asr-triton FOLDER`` on free ports; ready once it logged ``serving NAME on grpc`` for its
+    model. Stopped with SIGTERM (SIGKILL after 60 s)."""
+
+    name = "asr-triton"
+    stop_s = TRITON_STOP_TIMEOUT_S
 
     def __init__(self, folder: Path, setup: Setup, log_path: Path) -> None:
         self.grpc_port, http_port, metrics_port = free_ports(3)
-        self.command = [sys.executable, "-m", "streamasr.server.triton_local", str(folder)]
-        self.command += ["--grpc-port", str(self.grpc_port), "--http-port", str(http_port)]
-        self.command += ["--metrics-port", str(metrics_port), *setup.triton_args()]
+        command = [sys.executable, "-m", "streamasr.server.triton_local", str(folder)]
+        command += ["--grpc-port", str(self.grpc_port), "--http-port", str(http_port)]
+        command += ["--metrics-port", str(metrics_port), *setup.triton_args()]
+        super().__init__(command, log_path)
         self.model = tc.model_name(read_manifest(folder).name, setup.precision)
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"triton://127.0.0.1:{self.grpc_port}"
 
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise RuntimeError("asr-triton is not running")
-        return self._process.pid
-
-    def __enter__(self) -> TritonServer:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as sink:
-            self._process = subprocess.Popen(
-                self.command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        try:
-            self._wait_serving()
-        except BaseException:
-            self.stop()
-            raise
-        log.info("asr-triton %d serving %s at %s", self.pid, self.model, self.url)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=TRITON_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("asr-triton %d ignored SIGTERM: killing it", process.pid)
-            process.kill()
-            process.wait()
-
-    def _wait_serving(self) -> None:
+    def _wait_ready(self) -> None:
         ready = f"serving {self.model} on grpc"
         deadline = time.monotonic() + TRITON_START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if ready in self.log_path.read_text(encoding="utf-8", errors="replace"):
+            if ready in self.log_text():
+                log.info("asr-triton %d serving %s at %s", self.pid, self.model, self.url)
                 return
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"asr-triton exited with {self._process.returncode}:\n{self.log_tail()}"
-                )
+            self._check_alive()
             time.sleep(0.2)
         raise RuntimeError(f"asr-triton did not serve {self.model} in {TRITON_START_TIMEOUT_S} s")
 

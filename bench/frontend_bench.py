@@ -333,43 +333,29 @@ def setups(plan: FrontendPlan, before: Path | None, after: bool = True) -> list[
     return out
 
 
+def _cost_line(level: dict[str, Any]) -> str:
+    return (
+        f"partial p95 {level['partial']['p95']:.3f} s, "
+        f"{level['cpu_per_audio_s'] * 1000:.2f} ms CPU per audio s, "
+        f"client CPU {level['client_cpu'] * 100:.0f}%"
+    )
+
+
 def sweep(
     paths: dict[str, Callable[[int], dict[str, Any]]], plan: FrontendPlan
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Each path's level sequence, one level of each path in turn."""
-    sequences = {
-        name: service_bench.level_sequence((plan.first,), plan.step, plan.most, plan.refine)
-        for name in paths
-    }
-    pending = {name: next(seq) for name, seq in sequences.items()}
-    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in paths}
-    while pending:
-        for name in list(pending):
-            n = pending[name]
-            level = results[name].get(str(n)) or paths[name](n)
-            results[name][str(n)] = level
-            log.info(
-                "%s, %d streams: partial p95 %.3f s, %.2f ms CPU per audio s, client CPU %.0f%%",
-                name,
-                n,
-                level["partial"]["p95"],
-                level["cpu_per_audio_s"] * 1000,
-                level["client_cpu"] * 100,
-            )
-            try:
-                pending[name] = sequences[name].send(holds(level))
-            except StopIteration:
-                del pending[name]
-    return results
+) -> dict[str, dict[str, Any]]:
+    """Each path's level sequence, one level of each path in turn (``service_bench.interleaved``
+    with this bench's latency budget)."""
+    return service_bench.interleaved(
+        paths,
+        lambda: service_bench.level_sequence((plan.first,), plan.step, plan.most, plan.refine),
+        holds=holds,
+        describe=_cost_line,
+    )
 
 
-def held(levels: dict[str, dict[str, Any]]) -> int:
-    best = 0
-    for n, level in sorted(levels.items(), key=lambda kv: int(kv[0])):
-        if not holds(level):
-            break
-        best = int(n)
-    return best
+def held(levels: dict[str, Any]) -> int:
+    return service_bench.held(levels, holds)
 
 
 def measure(

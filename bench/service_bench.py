@@ -425,10 +425,19 @@ def level_sequence(first: Sequence[int], step: int, most: int, refine: int = 8) 
             failed = mid
 
 
+def _latency_line(level: dict[str, Any]) -> str:
+    return f"partial p50 {level['partial']['p50']:.3f} p95 {level['partial']['p95']:.3f} s"
+
+
 def interleaved(
-    paths: dict[str, Callable[[int], dict[str, Any]]], plan: Callable[[], Levels]
+    paths: dict[str, Callable[[int], dict[str, Any]]],
+    plan: Callable[[], Levels],
+    *,
+    holds: Callable[[dict[str, Any]], bool] = holds,
+    describe: Callable[[dict[str, Any]], str] = _latency_line,
 ) -> dict[str, dict[str, Any]]:
-    """Each path's own level sequence, run one level of each path in turn."""
+    """Each path's own level sequence, run one level of each path in turn; ``holds`` decides
+    whether a level held (the next one goes up or bisects), ``describe`` its log line."""
     sequences = {name: plan() for name in paths}
     pending = {name: next(seq) for name, seq in sequences.items()}
     results: dict[str, dict[str, Any]] = {name: {} for name in paths}
@@ -437,13 +446,7 @@ def interleaved(
             n = pending[name]
             level = results[name].get(str(n)) or paths[name](n)
             results[name][str(n)] = level
-            log.info(
-                "%s, %d streams: partial p50 %.3f p95 %.3f s",
-                name,
-                n,
-                level["partial"]["p50"],
-                level["partial"]["p95"],
-            )
+            log.info("%s, %d streams: %s", name, n, describe(level))
             try:
                 pending[name] = sequences[name].send(holds(level))
             except StopIteration:
@@ -454,7 +457,7 @@ def interleaved(
     }
 
 
-def held(levels: dict[str, Any]) -> int:
+def held(levels: dict[str, Any], holds: Callable[[dict[str, Any]], bool] = holds) -> int:
     """Most streams of a level that held with every level below it that was run."""
     best = 0
     for n, level in sorted(levels.items(), key=lambda kv: int(kv[0])):

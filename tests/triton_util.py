@@ -1,22 +1,14 @@
-"""Helpers of the tests that start a real ``asr-triton``: free ports and the command."""
+"""Helpers of the tests that start a real ``asr-triton``: free ports (the benchmark's) and the
+command."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
+from bench.triton_bench import free_ports
 
-def free_ports(count: int) -> list[int]:
-    """``count`` loopback ports free right now (bound together, so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+__all__ = ["free_ports", "triton_command"]
 
 
 def triton_command() -> list[str]:

@@ -90,6 +90,7 @@ class InstantRunner:
         self._spec = manifest.input
         self.provider = real.provider
         self.precision = f"instant {real.precision}"
+        self.batched = real.batched
         self._pattern: NDArray[np.float32] | None = None
         self._cache: dict[tuple[int, ...], NDArray[np.float32]] = {}
 

@@ -52,6 +52,11 @@ class InferenceBackend(Protocol):
         """Windows submitted and not answered yet."""
 
     @property
+    def batched(self) -> bool:
+        """Whether windows of equal length from several streams run together (a stream's gate
+        then rounds its trimmed runs to few lengths); False: each window runs alone."""
+
+    @property
     def available(self) -> bool:
         """Whether windows can be run now (False while a remote pool is unreachable)."""
 

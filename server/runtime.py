@@ -73,6 +73,9 @@ class Runner(Protocol):
 
     provider: str
     precision: str
+    batched: bool
+    """Whether one call runs the windows of several streams together (False: one at a time),
+    so trimmed runs are worth rounding to few lengths (:mod:`.gate`)."""
 
     def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
@@ -131,6 +134,7 @@ class CpuRunner:
     ) -> None:
         self.session = session
         self.split_batches = split_batches
+        self.batched = not split_batches
         self.precision = precision
         self.provider = session.get_providers()[0]
         self._input = manifest.input.name
@@ -159,6 +163,7 @@ class CudaRunner:
     ) -> None:
         self.session = session
         self.precision = precision
+        self.batched = True
         self.provider = session.get_providers()[0]
         self._input = manifest.input.name
         self._output = manifest.output_name

@@ -134,6 +134,12 @@ class Scheduler:
         self.thread_name = f"asr-scheduler-{id(self):x}"
         """Prefix of the worker threads' names."""
 
+    @property
+    def batched(self) -> bool:
+        """Whether a batch may hold several windows: ``max_batch`` over 1 and a runner that
+        runs them together."""
+        return self.config.max_batch > 1 and self.runner.batched
+
     def start(self) -> None:
         with self._cond:
             if self._threads or self._stopping:

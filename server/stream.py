@@ -33,7 +33,7 @@ from .endpoint import Endpointer, EndReason
 from .errors import AsrError, ModelGeometryError, StreamConfigError, StreamStateError
 from .events import Event, Final, Lagging, Partial, Segment
 from .frontend import model_input
-from .gate import AnyGateConfig, GateConfig, GateRuns, Run, VadGateConfig
+from .gate import RUN_QUANTUM_FRAMES, AnyGateConfig, GateConfig, GateRuns, Run, VadGateConfig
 from .inference import InferenceBackend
 from .lm_decoder import stream_windows
 from .manifest import Manifest
@@ -171,7 +171,8 @@ class Stream:
         spec = manifest.input
         self._frame_s = spec.frame_stride / spec.sample_rate
         gate = make_gate(options.gate, vad, spec.frame_stride, spec.sample_rate)
-        self._gate = GateRuns(gate, spec, len(vocab.tokens), vocab.blank_id)
+        quantum = RUN_QUANTUM_FRAMES if scheduler.batched else 1
+        self._gate = GateRuns(gate, spec, len(vocab.tokens), vocab.blank_id, quantum)
         self._endpointer = Endpointer(
             endpoint_frames=max(1, round(options.endpoint_ms / 1000 / self._frame_s)),
             max_segment_frames=round(options.max_segment_s / self._frame_s),

@@ -48,7 +48,7 @@ from .inference import InferenceConfig
 from .manifest import Manifest
 from .runtime import choose_precision
 from .scheduler import ModelInput, SchedulerConfig, SchedulerObserver, SchedulerStats
-from .triton_contract import WIRE_DATA_TYPE, model_name
+from .triton_contract import MAX_BATCH_SIZE, WIRE_DATA_TYPE, model_name
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ class TritonBackend:
         """``clock`` measures the deadlines and ``sleep`` waits between retries (tests fake
         both); the health watcher waits ``inference.health_interval_s`` on the loop's clock."""
         self.precision = precision
+        self.batched = MAX_BATCH_SIZE.get(precision, 1) > 1
+        """Triton merges this precision's requests (int8 runs one window at a time)."""
         self.model = model
         self.inference = inference
         self.config = SchedulerConfig(max_batch=1, max_wait_ms=0.0, max_queue=max_queue)

@@ -85,6 +85,7 @@ def test_two_services_in_one_process_keep_their_own_counts() -> None:
 class ZeroRunner:
     provider = "test"
     precision = "fp32"
+    batched = True
 
     def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.zeros((batch.shape[0], 1, 2), np.float32)

@@ -28,6 +28,7 @@ class EchoRunner:
 
     provider = "test"
     precision = "fp32"
+    batched = True
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, ...]] = []

@@ -164,6 +164,15 @@ def backend(fake: FakeTriton) -> Iterator[TritonBackend]:
         yield backend
 
 
+def test_only_batched_precisions_round_gated_runs(fake: FakeTriton) -> None:
+    """Triton merges fp32 and fp16 requests, never int8's (max_batch_size 1): a stream's gate
+    rounds trimmed runs to few lengths only where they may share a batch."""
+    assert make_backend(fake).batched
+    config = InferenceConfig(URL, health_interval_s=3600.0)
+    int8 = TritonBackend("audio", "logits", "int8", config, model="m-int8")
+    assert not int8.batched
+
+
 # -- requests ---------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import streamasr.server.gate as gate_module
 from streamasr.server.audio import AudioFormat
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.errors import StreamConfigError
@@ -17,6 +18,7 @@ from streamasr.server.events import Final, Partial
 from streamasr.server.gate import (
     RUN_QUANTUM_FRAMES,
     EnergyGate,
+    Gate,
     GateConfig,
     GateRuns,
     Mask,
@@ -27,7 +29,7 @@ from streamasr.server.gate import (
     is_silent,
     window_run,
 )
-from streamasr.server.manifest import read_manifest, sha256_file
+from streamasr.server.manifest import InputSpec, read_manifest, sha256_file
 from streamasr.server.offline import stream_array
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.stream import StreamOptions
@@ -144,6 +146,21 @@ def test_silero_gate_skips_pauses_and_keeps_the_words(engine: Engine, speech: np
     assert engine.vad is not None and engine.vad.calls > 0
 
 
+def test_silero_ends_the_segment_in_a_noisy_pause(engine: Engine, speech: np.ndarray) -> None:
+    """White noise at 10 dB SNR over speech, 2 s pause, speech: the frames the VAD leaves out
+    decode as blanks, so the blank-run endpoint fires in the pause (without a gate the noise
+    decodes to stray letters there, bench.noise's "pauses ended")."""
+    pause = np.zeros(2 * RATE, dtype=np.float32)
+    clean = np.concatenate([speech, pause, speech])
+    power = float(np.mean(speech.astype(np.float64) ** 2))
+    noise = np.random.default_rng(7).standard_normal(clean.size) * np.sqrt(power / 10)
+    audio = (clean + noise).astype(np.float32)
+    result = stream_array(engine, audio, RATE, StreamOptions(gate=VadGateConfig()), [320])
+    first_end, second_start = speech.size / RATE, (speech.size + pause.size) / RATE
+    ends = [segment.end for segment in result.segments]
+    assert any(first_end <= t <= second_start + 0.2 for t in ends), ends
+
+
 def test_async_feed_runs_the_vad_and_decodes_the_same(engine: Engine, speech: np.ndarray) -> None:
     audio = np.concatenate([np.zeros(2 * RATE, np.float32), speech])
     options = StreamOptions(gate=VadGateConfig())
@@ -221,6 +238,36 @@ def test_the_hop_decides(engine: Engine) -> None:
     assert joined is not None and len(joined.stretches) == 1
     for r in (run, joined):
         assert r.frames % RUN_QUANTUM_FRAMES == 0
+    word = window_run(MaskGate(*range(30, 41)), w, spec, quantum=1)  # a backend that never batches
+    assert word == Run(((30, 41),))
+
+
+def test_runs_are_rounded_only_where_windows_batch(
+    engine: Engine, fixture_export: Path, speech: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8 on CPU runs each window alone: trimmed runs keep their length. fp32 batches windows
+    of equal shape: trimmed runs are whole multiples of the quantum."""
+    pause = np.zeros(int(1.7 * RATE), dtype=np.float32)
+    audio = np.concatenate([pause, speech, pause, speech[: RATE + 777], pause])
+    trimmed: list[int] = []
+
+    def recording(gate: Gate | None, window: Window, spec: InputSpec, quantum: int) -> Run | None:
+        run = window_run(gate, window, spec, quantum)
+        if run is not None and not run.whole(window.num_frames):
+            trimmed.append(run.frames)
+        return run
+
+    monkeypatch.setattr(gate_module, "window_run", recording)
+    fp32 = Engine(fixture_export, EngineConfig(RuntimeConfig(device="cpu", precision="fp32")))
+    frames: dict[bool, list[int]] = {}
+    with fp32:
+        for e in (engine, fp32):
+            trimmed.clear()
+            stream_array(e, audio, RATE, StreamOptions(gate=VadGateConfig()), [320])
+            frames[e.scheduler.batched] = list(trimmed)
+    assert set(frames) == {False, True}
+    assert frames[True] and all(n % RUN_QUANTUM_FRAMES == 0 for n in frames[True])
+    assert any(n % RUN_QUANTUM_FRAMES for n in frames[False]), frames[False]
 
 
 def test_a_trimmed_run_gives_its_frames_and_blanks(engine: Engine) -> None:

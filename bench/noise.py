@@ -17,7 +17,9 @@ tts streams against their references, **agreement** (character, bench.scoring) o
 streams with the offline transcripts of the same noisy audio (one window per utterance, with
 0.3 s either side, no gate), and **edge
 words lost**: the first and last word of each utterance as the ungated stream finals them, counted
-lost when no word of the gated stream overlaps it in time. The Silero VAD's own cost is measured
+lost when no word of the gated stream overlaps it in time; and **pauses ended**: pauses between
+utterances in which a final ends (frames a gate skips or blanks decode as blanks, so a VAD that
+hears no speech lets the blank-run endpoint fire). The Silero VAD's own cost is measured
 too: process CPU seconds per audio second over the tts streams (``bench.proc``).
 """
 
@@ -28,13 +30,21 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.gate import GateRuns, Mask, VadGateConfig, gate_config, speech_mask
+from streamasr.server.gate import (
+    RUN_QUANTUM_FRAMES,
+    GateRuns,
+    Mask,
+    VadGateConfig,
+    gate_config,
+    speech_mask,
+)
 from streamasr.server.offline import transcribe
 from streamasr.server.stream import StreamOptions
 from streamasr.server.vad import SileroGate, SileroVad
@@ -149,6 +159,16 @@ def edge_words_lost(ungated: TimedRun, gated: TimedRun, spans: Sequence[tuple[in
     return lost
 
 
+def pauses_ended(run: TimedRun, spans: Sequence[tuple[int, int]], slack_s: float = 0.2) -> int:
+    """Pauses between utterances in which a final ends (by ``slack_s`` after the next starts):
+    the endpoint fired there, so the reader saw the utterance close before the next began."""
+    ends = [f.segment.end for f in run.finals]
+    return sum(
+        any(stop / RATE <= t <= start / RATE + slack_s for t in ends)
+        for (_, stop), (start, _) in pairwise(spans)
+    )
+
+
 def _run_gates(e: Any, streams: Sequence[NoisyStream]) -> dict[str, list[TimedRun]]:
     return {
         gate: [
@@ -185,6 +205,8 @@ def measure_condition(
                 edge_words_lost(u, g, sp) for u, g, sp in zip(ungated, runs, spans, strict=True)
             ),
             "edge_words": 2 * sum(len(sp) for sp in spans),
+            "pauses_ended": sum(pauses_ended(r, sp) for r, sp in zip(runs, spans, strict=True)),
+            "pauses": sum(len(sp) - 1 for sp in spans),
         }
     return figures
 
@@ -208,12 +230,13 @@ def span_ceiling(
     rule (:func:`~streamasr.server.gate.window_run`), with ``pad_s`` of margin."""
     run = total = 0
     spec = e.manifest.input
+    quantum = RUN_QUANTUM_FRAMES if e.scheduler.batched else 1
     for s in streams:
         windower = SlidingWindower(options.plan(e.manifest), spec, e.manifest.name)
         gate = SpanGate(s.spans, round(pad_s * RATE), spec.frame_stride)
         for w in windower.push(s.audio) + windower.finish():
             total += w.samples.size
-            plan = GateRuns(gate, spec, 1, 0).plan(w)
+            plan = GateRuns(gate, spec, 1, 0, quantum).plan(w)
             run += 0 if plan is None else plan[1].size
     return 1 - run / max(total, 1)
 
@@ -273,11 +296,12 @@ def markdown(f: dict[str, Any]) -> str:
         "Input saved: model input skipped against no gate; WER: tts vs references; agreement: "
         "human streams vs the offline transcript of the same noisy audio; edge words lost: "
         "first/last word of each utterance (as the ungated stream has it) with no overlapping "
-        "word once gated.",
+        "word once gated; pauses ended: pauses between utterances in which a final ends (the "
+        "endpoint fired; skipped and blanked frames count as blanks, so the VAD ends segments).",
         "",
         "| condition | gate | input saved | tts WER | WER vs no gate, pt | human agreement "
-        "| edge words lost |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| edge words lost | pauses ended |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for condition, gates in f["conditions"].items():
         none = gates["none"]["tts_wer"]
@@ -285,7 +309,8 @@ def markdown(f: dict[str, Any]) -> str:
             lines.append(
                 f"| {condition} | {gate} | {g['input_saved']:.1%} | {g['tts_wer']:.4f} "
                 f"| {100 * (g['tts_wer'] - none):+.1f} | {g['human_agreement']:.4f} "
-                f"| {g['edge_words_lost']} / {g['edge_words']} |"
+                f"| {g['edge_words_lost']} / {g['edge_words']} "
+                f"| {g['pauses_ended']} / {g['pauses']} |"
             )
     lines += [
         "",

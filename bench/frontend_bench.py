@@ -196,32 +196,14 @@ class PacedClient(service_bench.Client):
     def __init__(self, url: str, samples: NDArray[np.float32], frame_ms: int) -> None:
         super().__init__(url, samples)
         step = 2 * RATE * frame_ms // 1000
-        self.frames = [
-            (binary_frame(self.pcm[i : i + step]), (i + len(self.pcm[i : i + step])) / 2 / RATE)
-            for i in range(0, len(self.pcm), step)
-        ]
+        self._frames = [(binary_frame(c), end) for c, end in service_bench.paced(self.pcm, step)]
 
-    async def play(self, start_at: float) -> service_bench.ClientRun:
-        loop = asyncio.get_running_loop()
-        receiver = asyncio.create_task(self._receive(start_at))
-        transport = self._ws.transport
-        try:
-            for frame, end_s in self.frames:
-                due = start_at + end_s
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)  # the speaker's pace
-                self.run.late_s.append(max(0.0, loop.time() - due))
-                transport.write(frame)
-            await self._ws.send(json.dumps({"type": "stop"}))
-            await receiver
-        except Exception as exc:  # a failed stream is a figure, not a crash of the benchmark
-            self.run.error = f"{type(exc).__name__}: {exc}"
-            receiver.cancel()
-        finally:
-            await self._ws.close()
-            self.run.close_code = self._ws.close_code
-        return self.run
+    def frames(self) -> list[tuple[bytes, float]]:
+        return self._frames
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Write the pre-built frame to the transport: the client's own CPU stays small."""
+        self._ws.transport.write(frame)
 
 
 async def play_all(

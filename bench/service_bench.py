@@ -220,6 +220,13 @@ def audio_extent(message: dict[str, Any]) -> float:
     return float(value)
 
 
+def paced(pcm: bytes, step: int) -> list[tuple[bytes, float]]:
+    """``pcm`` (16-bit samples at ``RATE``) in chunks of ``step`` bytes, each with the time its
+    last sample is due, in seconds from the start."""
+    starts = range(0, len(pcm), step)
+    return [(pcm[i : i + step], min(i + step, len(pcm)) / 2 / RATE) for i in starts]
+
+
 class Client:
     """One real-time client of protocol v1: opens, streams 20 ms s16le frames, stops."""
 
@@ -251,21 +258,28 @@ class Client:
             await self._ws.close()
             raise
 
+    def frames(self) -> list[tuple[bytes, float]]:
+        """What :meth:`play` sends: (payload, when its last sample is due in seconds from the
+        start), one ``FRAME`` of samples each."""
+        return paced(self.pcm, 2 * FRAME)
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send one of :meth:`frames` (a websocket binary message)."""
+        await self._ws.send(frame)
+
     async def play(self, start_at: float) -> ClientRun:
         """Send every frame when its last sample is due (``start_at`` on the loop's clock),
         then ``stop``; receive until the server closes."""
         loop = asyncio.get_running_loop()
         receiver = asyncio.create_task(self._receive(start_at))
-        step = 2 * FRAME
         try:
-            for offset in range(0, len(self.pcm), step):
-                chunk = self.pcm[offset : offset + step]
-                due = start_at + (offset + len(chunk)) / 2 / RATE
+            for frame, end_s in self.frames():
+                due = start_at + end_s
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)  # the speaker's pace
                 self.run.late_s.append(max(0.0, loop.time() - due))
-                await self._ws.send(chunk)
+                await self.send_frame(frame)
             await self._ws.send(json.dumps({"type": "stop"}))
             await receiver
         except Exception as exc:  # a failed stream is a figure, not a crash of the benchmark

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import frontend_bench, service_bench, stream_bench
+from . import frontend_client, frontend_sweep, frontend_tables, service_bench, stream_bench
 from .machine import gpu_names
 from .proc import cores
 from .stream_sim import percentiles
@@ -233,7 +233,7 @@ def client_process(job: ClientJob, barrier: Any, results: Any) -> None:
 
     try:
         runs = asyncio.run(
-            frontend_bench.play_all(job.url, pieces, job.hop_s, job.frame_ms, connected)
+            frontend_client.play_all(job.url, pieces, job.hop_s, job.frame_ms, connected)
         )
     except BaseException as exc:  # report, so that the parent does not hang
         barrier.abort()
@@ -315,10 +315,10 @@ PLANS = {
     ),
 }
 FRONTEND_PLANS = {
-    "gpu": frontend_bench.FrontendPlan(
+    "gpu": frontend_sweep.FrontendPlan(
         seconds=6.0, first=40, step=120, most=600, refine=1, frames_ms=(20,), workers=(1,)
     ),
-    "smoke": frontend_bench.FrontendPlan(
+    "smoke": frontend_sweep.FrontendPlan(
         seconds=2.0, first=2, step=2, most=2, refine=0, frames_ms=(20,), workers=(1,)
     ),
 }
@@ -393,12 +393,12 @@ def capacity_level(
         )
         for i in range(procs)
     ]
-    cpu_before, _ = frontend_bench.tree_cpu(server.pid)
+    cpu_before, _ = frontend_sweep.tree_cpu(server.pid)
     started = time.perf_counter()
     with GpuSampler() as sampler:
         parts = play_level(jobs)
     wall = time.perf_counter() - started
-    cpu_after, _ = frontend_bench.tree_cpu(server.pid)
+    cpu_after, _ = frontend_sweep.tree_cpu(server.pid)
     crashes = [p["crash"] for p in parts if "crash" in p]
     errors = [e for p in parts for e in p.get("errors", [])] + crashes
     audio_s = n * plan.seconds
@@ -469,7 +469,7 @@ def servers(
 def measure(
     bundle_dir: Path,
     plan: Plan,
-    frontend_plan: frontend_bench.FrontendPlan,
+    frontend_plan: frontend_sweep.FrontendPlan,
     work: Path,
     forced: str | None,
 ) -> dict[str, Any]:
@@ -488,7 +488,7 @@ def measure(
         "plan": asdict(plan),
         "final_budget_s": FINAL_BUDGET_S,
     }
-    frontend = frontend_bench.measure(
+    frontend = frontend_sweep.measure(
         bundle_dir / bundle.frontend_model, audio, frontend_plan, work / "frontend"
     )
     figures["frontend"] = frontend
@@ -527,7 +527,7 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
     lines.append(
         f"- best: {figures['best']} streams (goal >= {STREAMS_GOAL} on one H100/H200: {goal})"
     )
-    lines += frontend_bench.summary_lines(figures["frontend"])
+    lines += frontend_tables.summary_lines(figures["frontend"])
     for row in figures["frontend"]["setups"]:
         if row["frame_ms"] == 20 and figures["best"]:
             cores_needed = figures["best"] * row["cpu_ms_per_audio_s"] / 1000
@@ -622,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(levels_table(figures))
     print()
-    print(frontend_bench.table(figures["frontend"]))
+    print(frontend_tables.table(figures["frontend"]))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / ("gpu_capacity-smoke.json" if args.smoke else "gpu_capacity.json")
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")

@@ -57,7 +57,8 @@ from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKA
 
 from . import (
     export_bench,
-    frontend_bench,
+    frontend_sweep,
+    frontend_tables,
     lm_bench,
     noise,
     plots,
@@ -266,8 +267,8 @@ def triton(ctx: Context) -> dict[str, Any]:
 def frontend(ctx: Context) -> dict[str, Any]:
     folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     audio = service_bench.dev_audio(ctx.shared)
-    plan = frontend_bench.PLANS[ctx.mode.name]
-    return frontend_bench.measure(folder, audio, plan, ctx.work / "frontend")
+    plan = frontend_sweep.PLANS[ctx.mode.name]
+    return frontend_sweep.measure(folder, audio, plan, ctx.work / "frontend")
 
 
 def noise_section(ctx: Context) -> dict[str, Any]:
@@ -441,11 +442,11 @@ def frontend_md(f: dict[str, Any]) -> str:
             f"{f['budget_s']:g} s after the window's audio was complete. "
             "`python -m bench.frontend_bench --before LINK_TREE` adds an older checkout.",
             "",
-            *frontend_bench.summary_lines(f),
+            *frontend_tables.summary_lines(f),
             "",
-            frontend_bench.table(f),
+            frontend_tables.table(f),
             "",
-            frontend_bench.levels_table(f),
+            frontend_tables.levels_table(f),
         ]
     )
 
@@ -555,7 +556,7 @@ def headline(figures: dict[str, Any]) -> list[str]:
     if "triton" in sections and ("held" in sections["triton"] or "skipped" in sections["triton"]):
         lines += triton_bench.summary_lines(sections["triton"])
     if "frontend" in sections and "setups" in sections["frontend"]:
-        lines += frontend_bench.summary_lines(sections["frontend"])
+        lines += frontend_tables.summary_lines(sections["frontend"])
     if "lm" in sections and "passes" in sections["lm"]:
         lines += lm_bench.summary_lines(sections["lm"])
     return lines

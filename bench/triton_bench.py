@@ -59,7 +59,7 @@ from streamasr.server.lm_decoder import LM_WINDOWS
 from streamasr.server.manifest import read_manifest
 
 from . import lm_bench, service_bench, stream_bench
-from .frontend_bench import tree_cpu
+from .frontend_sweep import tree_cpu
 from .proc import cores, read_usage, tree_pids
 
 log = logging.getLogger("bench.triton_bench")

@@ -64,7 +64,10 @@ from . import (
     plots,
     service_bench,
     stream_bench,
-    triton_bench,
+    triton_measure,
+    triton_process,
+    triton_setup,
+    triton_tables,
 )
 from .machine import Machine, describe
 
@@ -251,15 +254,15 @@ def capacity(ctx: Context) -> dict[str, Any]:
 
 def triton(ctx: Context) -> dict[str, Any]:
     """Triton on CPU against the local backend: the capacity section's model and levels."""
-    unavailable = triton_bench.triton_unavailable()
+    unavailable = triton_process.triton_unavailable()
     if unavailable is not None:
         reason = f"no Triton interpreter: {unavailable}"
         print(f"section triton skipped: {reason}", flush=True)
         return {"skipped": reason}
-    setups = [triton_bench.parse_setup(s) for s in triton_bench.DEFAULT_SETUPS]
+    setups = [triton_setup.parse_setup(s) for s in triton_setup.DEFAULT_SETUPS]
     folder = stream_bench.export_random(ctx.shared, ctx.work, ctx.mode.capacity_model)
     audio = service_bench.dev_audio(ctx.shared)
-    figures = triton_bench.measure(folder, audio, ctx.mode.capacity, ctx.work / "triton", setups)
+    figures = triton_measure.measure(folder, audio, ctx.mode.capacity, ctx.work / "triton", setups)
     figures["model"] = ctx.mode.capacity_model
     return figures
 
@@ -456,7 +459,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "grid": ("Latency / accuracy", grid_md),
     "speed": ("Offline speed", speed_md),
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
-    "triton": ("Through Triton on CPU vs local", triton_bench.markdown),
+    "triton": ("Through Triton on CPU vs local", triton_tables.markdown),
     "frontend": ("Frontend cost per stream (instant model)", frontend_md),
     "lm": ("Language model and hotwords", lm_bench.markdown),
     "noise": ("Gates under noise", noise.markdown),
@@ -554,7 +557,7 @@ def headline(figures: dict[str, Any]) -> list[str]:
     if "capacity" in sections and "held" in sections["capacity"]:
         lines += service_bench.summary_lines(sections["capacity"])
     if "triton" in sections and ("held" in sections["triton"] or "skipped" in sections["triton"]):
-        lines += triton_bench.summary_lines(sections["triton"])
+        lines += triton_tables.summary_lines(sections["triton"])
     if "frontend" in sections and "setups" in sections["frontend"]:
         lines += frontend_tables.summary_lines(sections["frontend"])
     if "lm" in sections and "passes" in sections["lm"]:

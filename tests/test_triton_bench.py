@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench import gpu_capacity
-from bench.triton_bench import Setup, parse_setup, ratios
+from bench.triton_ratios import ratios
+from bench.triton_setup import Setup, parse_setup
 
 from .timeouts import timeout
 

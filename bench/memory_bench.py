@@ -31,7 +31,7 @@ from pathlib import Path
 from streamasr.server.config import ServerConfig
 
 from .proc import read_usage
-from .service_bench import ServerProcess
+from .server_process import ServerProcess
 from .stream_bench import export_fixture
 
 log = logging.getLogger("bench.memory")

@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 from streamasr.server.offline import read_audio
 
 from .proc import open_fds, read_usage
-from .service_bench import ServerProcess
+from .server_process import ServerProcess
 from .stream_bench import export_fixture
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import service_bench
+from bench.capacity_levels import Levels, held, level_sequence
 from bench.proc import read_usage
-from bench.service_bench import ClientRun, audio_extent, held, level_sequence
+from bench.service_clients import ClientRun, audio_extent
 
 from .timeouts import timeout
 
@@ -62,7 +62,7 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
     assert "| server | 2 |" in report
 
 
-def drive(sequence: service_bench.Levels, limit: int) -> list[int]:
+def drive(sequence: Levels, limit: int) -> list[int]:
     """Run a level sequence against a system that holds up to ``limit`` streams."""
     tried = [next(sequence)]
     try:

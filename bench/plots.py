@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from .export_bench import RUNTIMES
+from .export_speed import RUNTIMES
 
 DPI = 110
 

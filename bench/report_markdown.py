@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import (
-    export_bench,
+    export_speed,
     frontend_tables,
     lm_bench,
     noise,
@@ -89,7 +89,7 @@ def speed_md(f: dict[str, Any]) -> str:
     ]
     for result in f["results"]:
         speeds = result["speeds"]
-        for runtime in (r for r in export_bench.RUNTIMES if r in speeds):
+        for runtime in (r for r in export_speed.RUNTIMES if r in speeds):
             median = speeds[runtime]["median_s"]
             ratios = [
                 f"{speeds[base]['median_s'] / median:.2f}x" if base in speeds else "n/a"
@@ -97,7 +97,7 @@ def speed_md(f: dict[str, Any]) -> str:
             ]
             failed = " †" if runtime in result["export"]["failures"] else ""
             lines.append(
-                f"| {result['name']} | {export_bench.RUNTIMES[runtime]}{failed} "
+                f"| {result['name']} | {export_speed.RUNTIMES[runtime]}{failed} "
                 f"| {speeds[runtime]['x_real_time']:.1f}x | {' | '.join(ratios)} |"
             )
     failures = [

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import (
     export_bench,
+    export_speed,
     frontend_sweep,
     lm_bench,
     noise,
@@ -100,7 +101,7 @@ def speed(ctx: Context) -> dict[str, Any]:
     figures = {
         "seconds": ctx.mode.speed_seconds,
         "repeats": ctx.mode.speed_repeats,
-        "threads": export_bench.THREADS,
+        "threads": export_speed.THREADS,
         "results": results,
     }
     plots.offline_speed(figures, ctx.out / "offline_speed.png")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from bench import gpu_capacity
+from bench import gpu_bundle
 
 from .timeouts import timeout
 
@@ -32,7 +32,7 @@ def test_smoke_run_from_a_prepared_bundle(shared_dir: Path, tmp_path: Path) -> N
         "--work", str(work),
     )  # fmt: skip
     assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
-    bundle = gpu_capacity.Bundle.read(bundle_dir)
+    bundle = gpu_bundle.Bundle.read(bundle_dir)
     assert (bundle_dir / bundle.capacity_model / "manifest.json").is_file()
     assert (bundle_dir / bundle.frontend_model / "model.fp32.onnx").is_file()
     assert list((bundle_dir / bundle.audio).glob("*.flac"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import gpu_capacity
+from bench import gpu_sweep
 from bench.triton_ratios import ratios
 from bench.triton_setup import Setup, parse_setup
 
@@ -53,9 +53,9 @@ def test_gpu_levels_hold_on_final_latency_and_skip_past_the_budget() -> None:
         "2000": {"streams": 2000, "skipped": "time budget"},
         "1500": level(1.2),
     }
-    assert gpu_capacity.held(levels) == 1000
-    assert not gpu_capacity.holds(level(0.2, failed=1))
-    assert not gpu_capacity.holds(level(float("nan")))
+    assert gpu_sweep.held(levels) == 1000
+    assert not gpu_sweep.holds(level(0.2, failed=1))
+    assert not gpu_sweep.holds(level(float("nan")))
 
 
 def test_report_skips_the_triton_section_without_its_interpreter(

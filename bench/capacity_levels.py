@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from streamasr.server.engine import Engine
 from streamasr.server.stream import StreamOptions
 
-from . import stream_bench
+from . import stream_capacity
 from .proc import cores, cpu_share, own_cpu_s, thread_cpu_s
 from .server_process import ServerProcess
 from .service_clients import play_clients
@@ -28,7 +28,7 @@ from .stream_sim import RATE, percentiles
 
 log = logging.getLogger("bench.service_bench")  # its log lines are service_bench's
 
-LATENCY_BUDGET_S = stream_bench.LATENCY_BUDGET_S
+LATENCY_BUDGET_S = stream_capacity.LATENCY_BUDGET_S
 MAX_ERRORS_KEPT = 5
 
 
@@ -78,7 +78,7 @@ def engine_level(
 ) -> dict[str, Any]:
     """``n`` concurrent real-time streams through the engine alone, with this process's CPU."""
     own_before, started = own_cpu_s(), time.perf_counter()
-    level = stream_bench.load_level(e, audio, n, seconds, options)
+    level = stream_capacity.load_level(e, audio, n, seconds, options)
     wall = time.perf_counter() - started
     return {
         **level,

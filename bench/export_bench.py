@@ -41,8 +41,8 @@ from .export_results import BenchOptions, ConfigResult, Workload
 from .export_speed import THREADS, load_torch_model, time_runtimes
 from .export_step import export_all, optimum_export
 from .export_tables import report
+from .fixtures import load_set
 from .proc import own_peak_rss_mib
-from .stream_bench import load_set
 
 log = logging.getLogger("bench.export_bench")
 

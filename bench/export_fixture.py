@@ -18,8 +18,8 @@ from pathlib import Path
 from streamasr.export.evaluate import transcribe_offline
 from streamasr.export.pipeline import ExportConfig, run_export
 
+from .fixtures import dev_set
 from .scoring import cer, wer
-from .stream_bench import dev_set
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from . import service_bench, stream_bench
+from . import fixtures, service_bench
 from .frontend_server import serve_main
 from .frontend_sweep import PLANS, FrontendPlan, measure
 from .frontend_tables import levels_table, summary_lines, table
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "most": args.most or plan.most,
     }
     plan = FrontendPlan(**{**asdict(plan), **overrides})
-    folder = stream_bench.export_fixture(args.shared, args.work, ("fp32",))
+    folder = fixtures.export_fixture(args.shared, args.work, ("fp32",))
     audio = service_bench.dev_audio(args.shared)
     figures = measure(folder, audio, plan, args.work, args.before, after=not args.only_before)
     print(f"\n### Frontend cost with an instant model ({cores()} cores)\n")

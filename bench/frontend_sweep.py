@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import service_bench, stream_bench
+from . import service_bench, stream_capacity
 from .frontend_client import play_all
 from .frontend_server import Setup, start_server
 from .proc import cores, own_cpu_s, read_usage, thread_cpu_s, tree_pids
@@ -154,7 +154,7 @@ def measure(
         def path(setup: Setup) -> Callable[[int], dict[str, Any]]:
             server = servers[setup.label]
             return lambda n: frontend_level(
-                server, stream_bench.client_pieces(audio, n, plan.seconds), hop_s, setup.frame_ms
+                server, stream_capacity.client_pieces(audio, n, plan.seconds), hop_s, setup.frame_ms
             )
 
         levels = sweep({s.label: path(s) for s in runs}, plan)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from . import stream_bench
+from . import fixtures
 
 BUNDLE_FILE = "bundle.json"
 AUDIO_DIR = Path("speech") / "dev" / "human"
@@ -39,8 +39,8 @@ def prepare(shared: Path, work: Path, out: Path, model: str, smoke: bool) -> Bun
     """Export the capacity model (fp16; with ``smoke`` also fp32 and int8) and the fixture
     (fp32, for the instant-model frontend figure), and copy the human dev speech, into ``out``."""
     precisions = ("fp16", "fp32", "int8") if smoke else ("fp16",)
-    capacity = stream_bench.export_random(shared, work, model, precisions)
-    fixture = stream_bench.export_fixture(shared, work, ("fp32",))
+    capacity = fixtures.export_random(shared, work, model, precisions)
+    fixture = fixtures.export_fixture(shared, work, ("fp32",))
     models = out / "models"
     for folder in (capacity, fixture):
         target = models / folder.name
@@ -64,5 +64,5 @@ def prepare(shared: Path, work: Path, out: Path, model: str, smoke: bool) -> Bun
 
 
 def bundle_audio(folder: Path, bundle: Bundle) -> NDArray[np.float32]:
-    speech = stream_bench.load_set(folder / bundle.audio)
+    speech = fixtures.load_set(folder / bundle.audio)
     return np.concatenate([s for s, _ in speech])

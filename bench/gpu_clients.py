@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import frontend_client, stream_bench
+from . import fixtures, frontend_client, stream_capacity
 
 log = logging.getLogger("bench.gpu_capacity")
 """The script's log channel (``bench.gpu_capacity.main`` sets its level)."""
@@ -38,9 +38,9 @@ def client_process(job: ClientJob, barrier: Any, results: Any) -> None:
     """Connect this share's clients, wait for every process at the barrier, play in real time,
     and put the latencies (not the runs) on ``results``."""
     raise_fd_limit()
-    speech = stream_bench.load_set(Path(job.bundle) / job.audio)
+    speech = fixtures.load_set(Path(job.bundle) / job.audio)
     audio = np.concatenate([s for s, _ in speech])
-    pieces = stream_bench.client_pieces(audio, job.streams, job.seconds)[job.share :: job.procs]
+    pieces = stream_capacity.client_pieces(audio, job.streams, job.seconds)[job.share :: job.procs]
 
     def connected() -> None:
         barrier.wait(timeout=600)

@@ -37,7 +37,7 @@ from streamasr.server.lm_decoder import DEFAULT_BEAM_WIDTH, LM_WINDOWS
 from streamasr.server.runtime import RuntimeConfig
 from streamasr.server.stream import Stream, StreamOptions
 
-from . import stream_bench
+from . import fixtures
 from .proc import read_usage
 from .scoring import cer, wer
 from .stream_sim import RATE, TimedRun, percentiles, word_latencies
@@ -194,7 +194,7 @@ def _hot(words: list[str]) -> StreamOptions:
 def measure(
     shared: Path, work: Path, utterances: list[Utterance], precision: str = "fp32"
 ) -> dict[str, Any]:
-    folder = stream_bench.export_fixture(shared, work, ("fp32", "int8"))
+    folder = fixtures.export_fixture(shared, work, ("fp32", "int8"))
     lm = lm_file(shared, work, folder)
     figures = accuracy_and_cost(folder, lm, utterances, precision)
     rare = rare_words(utterances, shared / "text" / "ljspeech-train.txt")
@@ -299,12 +299,12 @@ def markdown(f: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.lm_bench", description=__doc__)
-    parser.add_argument("--shared", type=Path, default=stream_bench.DEFAULT_SHARED)
+    parser.add_argument("--shared", type=Path, default=fixtures.DEFAULT_SHARED)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_report"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    utterances = stream_bench.load_set(args.shared / "speech" / "dev" / "tts")
+    utterances = fixtures.load_set(args.shared / "speech" / "dev" / "tts")
     figures = measure(args.shared, args.work, utterances, args.precision)
     print(markdown(figures))
     if args.json:

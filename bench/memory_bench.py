@@ -30,9 +30,9 @@ from pathlib import Path
 
 from streamasr.server.config import ServerConfig
 
+from .fixtures import export_fixture
 from .proc import read_usage
 from .server_process import ServerProcess
-from .stream_bench import export_fixture
 
 log = logging.getLogger("bench.memory")
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -50,7 +50,7 @@ from streamasr.server.stream import StreamOptions
 from streamasr.server.vad import SileroGate, SileroVad
 from streamasr.server.windows import SlidingWindower, Window
 
-from . import stream_bench
+from . import fixtures
 from .proc import own_cpu_s
 from .scoring import agreement, wer
 from .stream_sim import RATE, TimedRun, run_timed
@@ -78,11 +78,11 @@ class NoisyStream:
     spans: tuple[tuple[int, int], ...]
 
 
-def _groups(utterances: Sequence[stream_bench.Utterance]) -> list[list[stream_bench.Utterance]]:
+def _groups(utterances: Sequence[fixtures.Utterance]) -> list[list[fixtures.Utterance]]:
     return [list(utterances[i : i + GROUP]) for i in range(0, len(utterances), GROUP)]
 
 
-def clean_stream(group: Sequence[stream_bench.Utterance]) -> tuple[Audio, list[tuple[int, int]]]:
+def clean_stream(group: Sequence[fixtures.Utterance]) -> tuple[Audio, list[tuple[int, int]]]:
     """Utterances with 2 s of digital silence before, between and after them."""
     pause = np.zeros(int(PAUSE_S * RATE), dtype=np.float32)
     parts: list[Audio] = [pause]
@@ -121,7 +121,7 @@ def noisy(
 
 
 def build(
-    utterances: Sequence[stream_bench.Utterance], others: Sequence[Audio], condition: str
+    utterances: Sequence[fixtures.Utterance], others: Sequence[Audio], condition: str
 ) -> list[NoisyStream]:
     """The streams of one condition: ``quiet``, or ``white-10`` / ``babble-5`` (noise-SNR)."""
     streams = []
@@ -258,11 +258,11 @@ def vad_cost(e: Any, streams: Sequence[NoisyStream]) -> dict[str, float]:
 
 
 def measure(
-    folder: Path, tts: list[stream_bench.Utterance], human: list[stream_bench.Utterance]
+    folder: Path, tts: list[fixtures.Utterance], human: list[fixtures.Utterance]
 ) -> dict[str, Any]:
     """Every condition x gate on ``folder`` (int8), and the VAD's CPU per audio second."""
     figures: dict[str, Any] = {"conditions": {}}
-    with stream_bench.engine(folder, "int8") as e:
+    with fixtures.engine(folder, "int8") as e:
         if e.vad is None:
             raise RuntimeError(f"{folder} has no VAD file: re-export it (asr-export --force)")
         for condition in conditions():
@@ -331,16 +331,16 @@ def markdown(f: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.noise", description=__doc__)
-    parser.add_argument("--shared", type=Path, default=stream_bench.DEFAULT_SHARED)
+    parser.add_argument("--shared", type=Path, default=fixtures.DEFAULT_SHARED)
     parser.add_argument("--work", type=Path, default=Path("/tmp/stream_bench"))
     parser.add_argument("--model", type=Path, default=None, help="export (default: fixture)")
     parser.add_argument("--limit", type=int, default=None, help="first N utterances per set")
     parser.add_argument("--out", type=Path, default=None, help="raw figures (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    folder = args.model or stream_bench.export_fixture(args.shared, args.work)
-    tts = stream_bench.load_set(args.shared / "speech" / "dev" / "tts")[: args.limit]
-    human = stream_bench.load_set(args.shared / "speech" / "dev" / "human")[: args.limit]
+    folder = args.model or fixtures.export_fixture(args.shared, args.work)
+    tts = fixtures.load_set(args.shared / "speech" / "dev" / "tts")[: args.limit]
+    human = fixtures.load_set(args.shared / "speech" / "dev" / "human")[: args.limit]
     figures = measure(folder, tts, human)
     print(markdown(figures))
     if args.out is not None:

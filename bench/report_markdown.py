@@ -11,7 +11,8 @@ from . import (
     lm_bench,
     noise,
     service_bench,
-    stream_bench,
+    stream_accuracy,
+    stream_grid,
     triton_tables,
 )
 from .report_sections import Context
@@ -46,7 +47,7 @@ def fidelity_md(f: dict[str, Any]) -> str:
         "",
         "Streaming through the engine against the engine's own offline run (same precision):",
         "",
-        stream_bench.fidelity_table(f["streaming"]),
+        stream_accuracy.fidelity_table(f["streaming"]),
     ]
     return "\n".join(lines)
 
@@ -63,7 +64,7 @@ def grid_md(f: dict[str, Any]) -> str:
             "",
             "![latency/accuracy](latency_accuracy.png)",
             "",
-            stream_bench.grid_table(f),
+            stream_grid.grid_table(f),
             "",
             "partial p95 per point (s): "
             + ", ".join(

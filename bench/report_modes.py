@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
-from . import service_bench, stream_bench
+from . import fixtures, service_bench, stream_grid
 
 BASE = "wav2vec2-base-960h"
 LARGE = "wav2vec2-large-960h-lv60-self"
 DEFAULTS = (DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S)
 """(hop, left, lookahead) of ``StreamOptions``: marked on the latency/accuracy plot."""
 SMOKE_GRID = (DEFAULTS, (0.64, 0.32, 0.16))
-QUICK_GRID = (*stream_bench.QUICK_GRID, DEFAULTS)
+QUICK_GRID = (*stream_grid.QUICK_GRID, DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ MODES = {
         "full",
         tts=None,
         human=None,
-        grid=tuple(stream_bench.grid_points("full")),
+        grid=tuple(stream_grid.grid_points("full")),
         speed_configs=(BASE, LARGE),
         speed_seconds=20.0,
         speed_repeats=3,
@@ -64,7 +64,7 @@ MODES = {
         ),
         leaves_out=(
             f"the grid's {len(QUICK_GRID)} points instead of "
-            f"{len(stream_bench.grid_points('full'))}",
+            f"{len(stream_grid.grid_points('full'))}",
             "offline speed at base-960h size only (no large-lv60), 10 s of audio, 2 timed runs, "
             "no profile",
             "capacity with 6 s streams (20 s in full), levels 20 % of the ceiling apart "
@@ -77,11 +77,11 @@ MODES = {
         tts=3,
         human=2,
         grid=SMOKE_GRID,
-        speed_configs=(stream_bench.TINY,),
+        speed_configs=(fixtures.TINY,),
         speed_seconds=4.0,
         speed_repeats=1,
         profile=False,
-        capacity_model=stream_bench.TINY,
+        capacity_model=fixtures.TINY,
         capacity=service_bench.CapacityPlan(3.0, fixed=(1, 2), ceiling_s=0.5),
         leaves_out=(
             "SMOKE TEST: a tiny random model for speed and capacity, 3 tts and 2 human "

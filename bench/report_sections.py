@@ -11,12 +11,14 @@ from typing import Any
 from . import (
     export_bench,
     export_speed,
+    fixtures,
     frontend_sweep,
     lm_bench,
     noise,
     plots,
     service_bench,
-    stream_bench,
+    stream_accuracy,
+    stream_grid,
     triton_measure,
     triton_process,
     triton_setup,
@@ -34,9 +36,9 @@ class Context:
     out: Path
     mode: Mode
     machine: Machine
-    tts: list[stream_bench.Utterance] = field(default_factory=list)
+    tts: list[fixtures.Utterance] = field(default_factory=list)
     tts_files: list[Path] = field(default_factory=list)
-    human: list[stream_bench.Utterance] = field(default_factory=list)
+    human: list[fixtures.Utterance] = field(default_factory=list)
 
     @property
     def fixture(self) -> Path:
@@ -49,9 +51,9 @@ def human_dir(shared: Path) -> Path:
 
 def load_inputs(ctx: Context) -> None:
     tts_dir = ctx.shared / "speech" / "dev" / "tts"
-    ctx.tts = stream_bench.load_set(tts_dir)[: ctx.mode.tts]
-    ctx.tts_files = [path for path, _ in stream_bench.dev_set(tts_dir)][: ctx.mode.tts]
-    ctx.human = stream_bench.load_set(human_dir(ctx.shared))[: ctx.mode.human]
+    ctx.tts = fixtures.load_set(tts_dir)[: ctx.mode.tts]
+    ctx.tts_files = [path for path, _ in fixtures.dev_set(tts_dir)][: ctx.mode.tts]
+    ctx.human = fixtures.load_set(human_dir(ctx.shared))[: ctx.mode.human]
 
 
 def fidelity(ctx: Context) -> dict[str, Any]:
@@ -60,18 +62,18 @@ def fidelity(ctx: Context) -> dict[str, Any]:
 
     from .scoring import cer, wer
 
-    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     refs = [r for _, r in ctx.tts]
     texts = transcribe_offline(str(ctx.fixture), folder, ctx.tts_files)
     offline = {
         runtime: {"wer": wer(refs, hyps).rate, "cer": cer(refs, hyps).rate}
         for runtime, hyps in texts.items()
     }
-    streaming = stream_bench.fidelity_figures(folder, ctx.tts, ctx.human, ("fp32", "int8"))
+    streaming = stream_accuracy.fidelity_figures(folder, ctx.tts, ctx.human, ("fp32", "int8"))
     if ctx.machine.cuda:
         streaming |= {
             f"{p} (CUDA)": f
-            for p, f in stream_bench.fidelity_figures(
+            for p, f in stream_accuracy.fidelity_figures(
                 folder, ctx.tts, ctx.human, ("fp16",), device="cuda"
             ).items()
         }
@@ -83,8 +85,8 @@ def fidelity(ctx: Context) -> dict[str, Any]:
 
 
 def grid(ctx: Context) -> dict[str, Any]:
-    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
-    figures = stream_bench.grid_figures(folder, ctx.tts, ctx.mode.grid)
+    folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    figures = stream_grid.grid_figures(folder, ctx.tts, ctx.mode.grid)
     plots.latency_accuracy(figures, DEFAULTS, ctx.out / "latency_accuracy.png")
     return figures
 
@@ -93,7 +95,7 @@ def speed(ctx: Context) -> dict[str, Any]:
     signal = export_bench.test_signal(ctx.mode.speed_seconds, human_dir(ctx.shared))
     results = []
     for name in ctx.mode.speed_configs:
-        arch = stream_bench.architecture(ctx.shared, name)
+        arch = fixtures.architecture(ctx.shared, name)
         result = export_bench.bench_config(
             name, signal, ctx.mode.speed_repeats, arch=arch, profile=ctx.mode.profile
         )
@@ -110,7 +112,7 @@ def speed(ctx: Context) -> dict[str, Any]:
 
 def capacity(ctx: Context) -> dict[str, Any]:
     precision = "fp16" if ctx.machine.cuda else "int8"
-    folder = stream_bench.export_random(
+    folder = fixtures.export_random(
         ctx.shared, ctx.work, ctx.mode.capacity_model, ("fp32", precision)
     )
     figures = service_bench.measure_capacity(
@@ -133,7 +135,7 @@ def triton(ctx: Context) -> dict[str, Any]:
         print(f"section triton skipped: {reason}", flush=True)
         return {"skipped": reason}
     setups = [triton_setup.parse_setup(s) for s in triton_setup.DEFAULT_SETUPS]
-    folder = stream_bench.export_random(ctx.shared, ctx.work, ctx.mode.capacity_model)
+    folder = fixtures.export_random(ctx.shared, ctx.work, ctx.mode.capacity_model)
     audio = service_bench.dev_audio(ctx.shared)
     figures = triton_measure.measure(folder, audio, ctx.mode.capacity, ctx.work / "triton", setups)
     figures["model"] = ctx.mode.capacity_model
@@ -141,14 +143,14 @@ def triton(ctx: Context) -> dict[str, Any]:
 
 
 def frontend(ctx: Context) -> dict[str, Any]:
-    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     audio = service_bench.dev_audio(ctx.shared)
     plan = frontend_sweep.PLANS[ctx.mode.name]
     return frontend_sweep.measure(folder, audio, plan, ctx.work / "frontend")
 
 
 def noise_section(ctx: Context) -> dict[str, Any]:
-    folder = stream_bench.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
+    folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     return noise.measure(folder, ctx.tts, ctx.human)
 
 

@@ -4,7 +4,7 @@
                                   [--shared ../shared] [--work DIR] [--out bench/out]
 
 The server (``python -m streamasr.server.cli``, protocol v1 at ``/v1/stream``) runs in its own
-process on a random-weight model exported int8 (``bench.stream_bench.export_random``); N asyncio
+process on a random-weight model exported int8 (``bench.fixtures.export_random``); N asyncio
 clients in this process each send a stretch of the human dev speech as 16 kHz s16le in 20 ms
 frames paced in real time, from start phases spread over one hop. For increasing N, up to
 saturation, it records:
@@ -17,10 +17,11 @@ saturation, it records:
 * the server's CPU utilisation (``/proc/<pid>/stat``, user + system, over the level's wall time,
   as a share of all cores) and its resident memory (``VmRSS`` after the level, ``VmHWM`` peak).
 
-The same levels run through the engine alone in this process (``bench.stream_bench.load_level``:
-same model, same scheduler settings, same audio and start phases, same latency definitions in
-``bench.stream_sim``), interleaved level by level with the server's so that both see the same
-host, between two measurements of the raw onnxruntime ceiling (``bench.stream_bench.raw_ceiling``).
+The same levels run through the engine alone in this process
+(``bench.stream_capacity.load_level``: same model, same scheduler settings, same audio and start
+phases, same latency definitions in ``bench.stream_sim``), interleaved level by level with the
+server's so that both see the same host, between two measurements of the raw onnxruntime ceiling
+(``bench.stream_capacity.raw_ceiling``).
 A level holds when the p95 partial latency is within 1.5 s and no stream failed; issue 4 asks for
 at most 10 % fewer streams held through the server than by the engine alone, and at most 50 ms
 more latency.
@@ -52,7 +53,7 @@ from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.runtime import CPU
 from streamasr.server.stream import StreamOptions
 
-from . import stream_bench
+from . import fixtures, stream_capacity
 from .capacity_levels import (
     LATENCY_BUDGET_S,
     MAX_ERRORS_KEPT,
@@ -169,7 +170,7 @@ def measure_capacity(
     unavailable = None if server else "server run not asked for"
     with Engine(folder, config) as e:
         runtime = e.config.runtime
-        layout = stream_bench.Layout(
+        layout = stream_capacity.Layout(
             e.scheduler.config.workers, runtime.intra_op_threads, runtime.split_int8_batches
         )
         cpu = e.runner.provider == CPU
@@ -182,13 +183,15 @@ def measure_capacity(
             f"max_wait {e.scheduler.config.max_wait_ms:g} ms",
             "options": asdict(options),
         }
-        window = stream_bench.steady_window(options)
+        window = stream_capacity.steady_window(options)
         ceiling = math.nan
         if cpu:
-            before = stream_bench.raw_ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
+            before = stream_capacity.raw_ceiling(
+                folder, window, options.hop_s, layout, plan.ceiling_s
+            )
             ceiling = max(v["streams"] for v in before.values())
             batched = replace(layout, split=False)
-            by_batch = stream_bench.raw_ceiling(
+            by_batch = stream_capacity.raw_ceiling(
                 folder, window, options.hop_s, batched, plan.ceiling_s
             )
             figures["ceiling_batched"] = max(v["streams"] for v in by_batch.values())
@@ -200,7 +203,7 @@ def measure_capacity(
         with running_server(args, work, unavailable) as process:
             if process is not None:
                 paths["server"] = lambda n: service_level(
-                    process, stream_bench.client_pieces(audio, n, plan.seconds), options.hop_s
+                    process, stream_capacity.client_pieces(audio, n, plan.seconds), options.hop_s
                 )
                 figures["server_command"] = " ".join(process.command[1:])
             try:
@@ -213,7 +216,9 @@ def measure_capacity(
                 figures["server_peak_rss_mib"] = usage.peak_rss_mib if usage else math.nan
         figures["ceiling_after"] = math.nan
         if cpu:
-            after = stream_bench.raw_ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
+            after = stream_capacity.raw_ceiling(
+                folder, window, options.hop_s, layout, plan.ceiling_s
+            )
             figures["ceiling_after"] = max(v["streams"] for v in after.values())
     figures["server_unavailable"] = unavailable
     figures["held"] = {name: held(levels) for name, levels in figures["levels"].items()}
@@ -332,7 +337,7 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
 
 def dev_audio(shared: Path) -> NDArray[np.float32]:
     """The human dev utterances end to end (what the clients send, tiled when needed)."""
-    speech = stream_bench.load_set(shared / "speech" / "dev" / "human")
+    speech = fixtures.load_set(shared / "speech" / "dev" / "human")
     return np.concatenate([s for s, _ in speech])
 
 
@@ -354,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.quick
         else CapacityPlan(seconds)
     )
-    folder = stream_bench.export_random(args.shared, args.work, args.model)
+    folder = fixtures.export_random(args.shared, args.work, args.model)
     figures = measure_capacity(folder, dev_audio(args.shared), plan, args.work)
     print(f"\n### Capacity through the server ({args.model}, random weights, int8)\n")
     print(capacity_table(figures))

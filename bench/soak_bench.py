@@ -26,9 +26,9 @@ from websockets.asyncio.client import connect
 
 from streamasr.server.offline import read_audio
 
+from .fixtures import export_fixture
 from .proc import open_fds, read_usage
 from .server_process import ServerProcess
-from .stream_bench import export_fixture
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINTS = (0, 1000, 5000)

@@ -6,7 +6,7 @@
                                  [--shared ../shared] [--work DIR] [--out DIR]
 
 Issue 10, item 6: the price of the network hop. Every *setup* is a way to serve the same export
-(random weights at base-960h size by default, ``bench.stream_bench.export_random``):
+(random weights at base-960h size by default, ``bench.fixtures.export_random``):
 
 * ``local:PRECISION[:wN]``: ``asr-server --model DIR --precision P [--workers N]``, onnxruntime in
   the frontend's own process (the embedded default);
@@ -44,7 +44,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import lm_bench, service_bench, stream_bench
+from . import fixtures, lm_bench, service_bench
 from .triton_measure import measure
 from .triton_setup import DEFAULT_SETUPS, parse_setup
 from .triton_tables import markdown
@@ -61,8 +61,8 @@ MOST = 120
 def export(shared: Path, work: Path, model: str, precisions: tuple[str, ...]) -> Path:
     """The trained fixture checkpoint (``fixture``) or a random-weight architecture, exported."""
     if model == FIXTURE:
-        return stream_bench.export_fixture(shared, work, precisions)
-    return stream_bench.export_random(shared, work, model, precisions)
+        return fixtures.export_fixture(shared, work, precisions)
+    return fixtures.export_random(shared, work, model, precisions)
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import service_bench, stream_bench
+from . import service_bench, stream_capacity
 from .proc import cores
 from .triton_process import Running, running, triton_unavailable
 from .triton_ratios import lm_ratios, ratios
@@ -30,7 +30,7 @@ def level(
     """The service benchmark's level, with the CPU of the whole setup (frontends and Triton)."""
     before, roles_before, started = run.cpu_s(), run.cpu_by_role(), time.perf_counter()
     figures = service_bench.service_level(
-        run.server, stream_bench.client_pieces(audio, n, seconds), hop_s
+        run.server, stream_capacity.client_pieces(audio, n, seconds), hop_s
     )
     wall = time.perf_counter() - started
     figures["frontend_cpu"] = figures.get("cpu", math.nan)
@@ -58,8 +58,8 @@ def measure(
         log.warning("Triton benchmark skipped: %s", unavailable)
         return {"skipped": f"no Triton interpreter: {unavailable}"}
     options = service_bench.engine_settings(service_bench.server_args(folder, "int8"))[1]
-    layout = stream_bench.LAYOUTS["2x1"]
-    window = stream_bench.steady_window(options)
+    layout = stream_capacity.LAYOUTS["2x1"]
+    window = stream_capacity.steady_window(options)
     ceiling_before = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
     figures: dict[str, Any] = {
         "seconds": plan.seconds,
@@ -101,8 +101,8 @@ def measure(
 
 
 def ceiling(
-    folder: Path, window: int, hop_s: float, layout: stream_bench.Layout, duration_s: float
+    folder: Path, window: int, hop_s: float, layout: stream_capacity.Layout, duration_s: float
 ) -> float:
     """The raw onnxruntime int8 ceiling (streams) on steady windows."""
-    raw = stream_bench.raw_ceiling(folder, window, hop_s, layout, duration_s)
+    raw = stream_capacity.raw_ceiling(folder, window, hop_s, layout, duration_s)
     return float(max(v["streams"] for v in raw.values()))

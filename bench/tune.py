@@ -6,7 +6,7 @@
 
 ``--model`` is an ``asr-export`` folder, ``--speech`` a folder of 16 kHz audio files with a
 ``transcripts.tsv`` (``file<TAB>reference`` after a header line, as ``../shared/speech/dev/*``).
-The latency/accuracy/compute grid is ``bench.stream_bench``'s (:func:`~.stream_bench.grid_point`:
+The latency/accuracy/compute grid is ``bench.stream_bench``'s (:func:`~.stream_grid.grid_point`:
 one stream fed in real time in 20 ms frames, gate off): for each hop C x left context L x
 lookahead R, WER against the references, word latency (end of a word's audio to the first
 partial showing it) and compute (model input per audio sample; offline is 1.0). The rules below
@@ -34,7 +34,7 @@ from streamasr.server.manifest import read_manifest, write_manifest
 from streamasr.server.offline import stream_array, transcribe
 from streamasr.server.presets import Preset, StreamingSection, Windows
 
-from . import stream_bench
+from . import fixtures, stream_grid
 from .proc import own_cpu_s
 from .scoring import wer
 from .stream_sim import RATE
@@ -66,7 +66,7 @@ class Point:
     compute: float
 
     @classmethod
-    def of(cls, p: stream_bench.GridPoint) -> Point:
+    def of(cls, p: stream_grid.GridPoint) -> Point:
         return cls(
             Windows(p.left, p.hop, p.lookahead),
             p.wer,
@@ -137,7 +137,7 @@ def pick(points: Sequence[Point], offline: float, budgets: Budgets) -> dict[str,
 
 
 def cpu_ratios(
-    e: Any, speech: list[stream_bench.Utterance], chosen: dict[str, Point], repeats: int
+    e: Any, speech: list[fixtures.Utterance], chosen: dict[str, Point], repeats: int
 ) -> dict[str, float]:
     """Process CPU seconds of each preset over offline, median of ``repeats`` interleaved runs
     (every utterance runs every setup back to back, in a rotating order)."""
@@ -162,7 +162,7 @@ def _run(e: Any, samples: np.ndarray[Any, Any], windows: Windows | None) -> None
     if windows is None:
         transcribe(e, samples, RATE)
         return
-    options = stream_bench.plan_options(windows.hop_s, windows.left_s, windows.lookahead_s)
+    options = fixtures.plan_options(windows.hop_s, windows.left_s, windows.lookahead_s)
     stream_array(e, samples, RATE, replace(options, gate=None), [320])
 
 
@@ -211,11 +211,11 @@ def tune(
     repeats: int = 3,
 ) -> tuple[StreamingSection, dict[str, Any]]:
     """Measure the grid and pick; return the manifest section and the raw figures."""
-    speech = stream_bench.load_set(speech_dir)[:limit]
+    speech = fixtures.load_set(speech_dir)[:limit]
     refs = [r for _, r in speech]
-    with stream_bench.engine(model, precision) as e:
+    with fixtures.engine(model, precision) as e:
         offline = wer(refs, [transcribe(e, s, RATE).text for s, _ in speech]).rate
-        raw = [stream_bench.grid_point(e, speech, *point) for point in grid]
+        raw = [stream_grid.grid_point(e, speech, *point) for point in grid]
         points = [Point.of(p) for p in raw]
         chosen = pick(points, offline, budgets)
         cpu = cpu_ratios(e, speech, chosen, repeats)
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     grids = {
         "quick": QUICK_TUNE_GRID,
         "default": TUNE_GRID,
-        "full": tuple(stream_bench.grid_points("full")),
+        "full": tuple(stream_grid.grid_points("full")),
     }
     budgets = Budgets(args.budget_compute, args.budget_latency_p95)
     section, figures = tune(

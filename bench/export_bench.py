@@ -41,16 +41,14 @@ from .export_results import BenchOptions, ConfigResult, Workload
 from .export_speed import THREADS, load_torch_model, time_runtimes
 from .export_step import export_all, optimum_export
 from .export_tables import report
-from .fixtures import load_set
+from .fixtures import DEFAULT_OUT, DEFAULT_SHARED, load_set
 from .proc import own_peak_rss_mib
 
 log = logging.getLogger("bench.export_bench")
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-CONFIG_DIR = SHARED_DIR / "models" / "configs"
-SPEECH_DIR = SHARED_DIR / "speech" / "dev" / "human"
+CONFIG_DIR = DEFAULT_SHARED / "models" / "configs"
+SPEECH_DIR = DEFAULT_SHARED / "speech" / "dev" / "human"
 DEFAULT_CONFIGS = ("wav2vec2-base-960h", "wav2vec2-large-960h-lv60-self")
-DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 SEED = 0
 NOISE_LEVEL = 0.05
 

@@ -18,10 +18,8 @@ from pathlib import Path
 from streamasr.export.evaluate import transcribe_offline
 from streamasr.export.pipeline import ExportConfig, run_export
 
-from .fixtures import dev_set
+from .fixtures import DEFAULT_SHARED, dev_set
 from .scoring import cer, wer
-
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def main() -> None:

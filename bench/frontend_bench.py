@@ -46,6 +46,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import fixtures, service_bench
+from .fixtures import DEFAULT_OUT, DEFAULT_SHARED
 from .frontend_server import serve_main
 from .frontend_sweep import PLANS, FrontendPlan, measure
 from .frontend_tables import levels_table, summary_lines, table
@@ -53,8 +54,6 @@ from .proc import cores
 
 log = logging.getLogger("bench.frontend_bench")
 
-DEFAULT_SHARED = service_bench.DEFAULT_SHARED
-DEFAULT_OUT = service_bench.DEFAULT_OUT
 DEFAULT_WORK = Path("/tmp/frontend_bench")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from . import service_bench
+from . import service_clients
 from .stream_sim import RATE
 
 OPEN_CONCURRENCY = 16
@@ -27,13 +27,13 @@ def binary_frame(payload: bytes) -> bytes:
     return head + b"\0\0\0\0" + payload
 
 
-class PacedClient(service_bench.Client):
+class PacedClient(service_clients.Client):
     """The service benchmark's client with a frame size of its own and pre-built frames."""
 
     def __init__(self, url: str, samples: NDArray[np.float32], frame_ms: int) -> None:
         super().__init__(url, samples)
         step = 2 * RATE * frame_ms // 1000
-        self._frames = [(binary_frame(c), end) for c, end in service_bench.paced(self.pcm, step)]
+        self._frames = [(binary_frame(c), end) for c, end in service_clients.paced(self.pcm, step)]
 
     def frames(self) -> list[tuple[bytes, float]]:
         return self._frames
@@ -49,10 +49,10 @@ async def play_all(
     hop_s: float,
     frame_ms: int,
     connected: Callable[[], None],
-) -> list[service_bench.ClientRun]:
+) -> list[service_clients.ClientRun]:
     """Connect every paced client, call ``connected``, then start them together at staggered
-    phases within a hop (``service_bench.play_clients`` with this bench's clients)."""
-    return await service_bench.play_clients(
+    phases within a hop (``service_clients.play_clients`` with this bench's clients)."""
+    return await service_clients.play_clients(
         url,
         pieces,
         hop_s,

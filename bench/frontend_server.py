@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from streamasr.server.manifest import Manifest
 from streamasr.server.runtime import Runner
 
-from . import service_bench
+from . import server_process
 
 
 class InstantRunner:
@@ -112,8 +112,8 @@ class Setup:
         return ["env", f"PYTHONPATH={path}", *python]
 
 
-def start_server(setup: Setup, folder: Path, work: Path) -> service_bench.ServerProcess:
+def start_server(setup: Setup, folder: Path, work: Path) -> server_process.ServerProcess:
     slug = f"{setup.tree}-{setup.frame_ms}ms-w{setup.workers}"
-    server = service_bench.ServerProcess([], work / f"server-{slug}.log")
+    server = server_process.ServerProcess([], work / f"server-{slug}.log")
     server.command = setup.command(folder)
     return server.__enter__()

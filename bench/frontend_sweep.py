@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import service_bench, stream_capacity
+from . import capacity_levels, server_process, service_bench, stream_capacity
 from .frontend_client import play_all
 from .frontend_server import Setup, start_server
 from .proc import cores, own_cpu_s, read_usage, thread_cpu_s, tree_pids
@@ -35,7 +35,7 @@ def tree_cpu(pid: int) -> tuple[float, float]:
 
 
 def frontend_level(
-    server: service_bench.ServerProcess,
+    server: server_process.ServerProcess,
     pieces: list[NDArray[np.float32]],
     hop_s: float,
     frame_ms: int,
@@ -59,7 +59,7 @@ def frontend_level(
         "partial": percentiles([x for r in runs for x in r.partial_latencies()]),
         "late": percentiles([x for r in runs for x in r.late_s]),
         "failed_streams": len(errors),
-        "errors": errors[: service_bench.MAX_ERRORS_KEPT],
+        "errors": errors[: capacity_levels.MAX_ERRORS_KEPT],
         "wall_s": wall,
         "audio_s": audio_s,
         "cpu_per_audio_s": (cpu_after - cpu_before) / audio_s,
@@ -120,18 +120,18 @@ def _cost_line(level: dict[str, Any]) -> str:
 def sweep(
     paths: dict[str, Callable[[int], dict[str, Any]]], plan: FrontendPlan
 ) -> dict[str, dict[str, Any]]:
-    """Each path's level sequence, one level of each path in turn (``service_bench.interleaved``
+    """Each path's level sequence, one level of each path in turn (``capacity_levels.interleaved``
     with this bench's latency budget)."""
-    return service_bench.interleaved(
+    return capacity_levels.interleaved(
         paths,
-        lambda: service_bench.level_sequence((plan.first,), plan.step, plan.most, plan.refine),
+        lambda: capacity_levels.level_sequence((plan.first,), plan.step, plan.most, plan.refine),
         holds=holds,
         describe=_cost_line,
     )
 
 
 def held(levels: dict[str, Any]) -> int:
-    return service_bench.held(levels, holds)
+    return capacity_levels.held(levels, holds)
 
 
 def measure(
@@ -146,7 +146,7 @@ def measure(
     """Every setup's server up at once, their levels interleaved; figures per setup."""
     hop_s = service_bench.engine_settings(["--model", str(folder)])[1].hop_s
     runs = setups(plan, before, after)
-    servers: dict[str, service_bench.ServerProcess] = {}
+    servers: dict[str, server_process.ServerProcess] = {}
     try:
         for setup in runs:
             servers[setup.label] = start_server(setup, folder, work)

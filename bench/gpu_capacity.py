@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import frontend_tables, service_bench
+from . import fixtures, frontend_tables
 from .gpu_bundle import prepare
 from .gpu_sweep import FINAL_BUDGET_S, FRONTEND_PLANS, PLANS, holds, measure
 from .proc import cores
@@ -118,11 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prep.add_argument("--out", type=Path, required=True, help="the bundle folder")
     prep.add_argument("--model", default="wav2vec2-base-960h", help="architecture (random)")
     prep.add_argument("--smoke", action="store_true", help="a tiny model instead")
-    prep.add_argument("--shared", type=Path, default=service_bench.DEFAULT_SHARED)
+    prep.add_argument("--shared", type=Path, default=fixtures.DEFAULT_SHARED)
     prep.add_argument("--work", type=Path, default=Path("/tmp/gpu_capacity"))
     run = commands.add_parser("run", help="measure (on the GPU host)")
     run.add_argument("--bundle", type=Path, required=True)
-    run.add_argument("--out", type=Path, default=service_bench.DEFAULT_OUT)
+    run.add_argument("--out", type=Path, default=fixtures.DEFAULT_OUT)
     run.add_argument("--work", type=Path, default=Path("/tmp/gpu_capacity"))
     run.add_argument("--smoke", action="store_true", help="one tiny level of each figure")
     run.add_argument("--device", choices=["cuda", "cpu"], help="default: CUDA when available")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import frontend_sweep, service_bench
+from . import capacity_levels, frontend_sweep, server_process, service_bench
 from .gpu_bundle import Bundle, bundle_audio
 from .gpu_clients import ClientJob, play_level, raise_fd_limit
 from .gpu_device import Device, GpuSampler, choose_device
@@ -49,12 +49,12 @@ class Plan:
     budget_s: float = 540.0
     """Wall time for the whole run; levels that would not fit are skipped (and say so)."""
 
-    def levels(self) -> Callable[[], service_bench.Levels]:
+    def levels(self) -> Callable[[], capacity_levels.Levels]:
         if self.fixed:
             fixed = self.fixed
-            return lambda: service_bench.level_sequence(fixed, 1, 0, refine=0)
+            return lambda: capacity_levels.level_sequence(fixed, 1, 0, refine=0)
         first, step, most, refine = self.first, self.step, self.most, self.refine
-        return lambda: service_bench.level_sequence(first, step, most, refine)
+        return lambda: capacity_levels.level_sequence(first, step, most, refine)
 
 
 PLANS = {
@@ -112,7 +112,7 @@ def held(levels: dict[str, dict[str, Any]]) -> int:
 
 
 def capacity_level(
-    server: service_bench.ServerProcess,
+    server: server_process.ServerProcess,
     bundle_dir: Path,
     bundle: Bundle,
     n: int,
@@ -150,7 +150,7 @@ def capacity_level(
         "final": percentiles([x for p in parts for x in p.get("final", [])]),
         "late": percentiles([x for p in parts for x in p.get("late", [])]),
         "failed_streams": len(errors) + (n if crashes else 0),
-        "errors": errors[: service_bench.MAX_ERRORS_KEPT],
+        "errors": errors[: capacity_levels.MAX_ERRORS_KEPT],
         "wall_s": wall,
         "server_cores": (cpu_after - cpu_before) / wall,
         "server_cpu_ms_per_audio_s": (cpu_after - cpu_before) / audio_s * 1000,
@@ -197,14 +197,14 @@ def sweep(
 @contextmanager
 def servers(
     folder: Path, device: Device, plan: Plan, work: Path
-) -> Iterator[dict[str, service_bench.ServerProcess]]:
+) -> Iterator[dict[str, server_process.ServerProcess]]:
     with ExitStack() as stack:
         running = {}
         for workers in plan.workers:
             args = server_args(folder, device, workers, plan)
             label = f"{device.precision} on {device.name}, {workers} worker(s)"
             log_path = work / f"server-w{workers}.log"
-            running[label] = stack.enter_context(service_bench.ServerProcess(args, log_path))
+            running[label] = stack.enter_context(server_process.ServerProcess(args, log_path))
         yield running
 
 
@@ -241,7 +241,7 @@ def measure(
             label: "asr-server " + " ".join(s.command[3:]) for label, s in running.items()
         }
 
-        def path(server: service_bench.ServerProcess) -> Callable[[int], dict[str, Any]]:
+        def path(server: server_process.ServerProcess) -> Callable[[int], dict[str, Any]]:
             return lambda n: capacity_level(server, bundle_dir, bundle, n, plan=plan, hop_s=hop_s)
 
         try:

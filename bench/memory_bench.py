@@ -30,12 +30,11 @@ from pathlib import Path
 
 from streamasr.server.config import ServerConfig
 
-from .fixtures import export_fixture
+from .fixtures import DEFAULT_SHARED, export_fixture
 from .proc import read_usage
 from .server_process import ServerProcess
 
 log = logging.getLogger("bench.memory")
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 PING = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
 
 

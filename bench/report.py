@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from . import frontend_tables, lm_bench, service_bench, triton_tables
+from .fixtures import DEFAULT_SHARED
 from .machine import describe
 from .report_markdown import report_md
 from .report_modes import MODES, Mode
@@ -61,7 +62,6 @@ from .report_sections import SECTION_RUNS, Context, load_inputs
 
 log = logging.getLogger("bench.report")
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
 SECTIONS = ("fidelity", "grid", "speed", "capacity", "triton", "frontend", "noise", "lm")
 

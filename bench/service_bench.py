@@ -29,8 +29,7 @@ more latency.
 The pieces live in their own modules: the server subprocess in ``bench.server_process``, the
 clients in ``bench.service_clients``, one level and the search over levels in
 ``bench.capacity_levels``. This module is the capacity benchmark itself (plan, measurement,
-verdict, tables, command line); it also hands on, in ``__all__``, the names of those modules
-that the other server benchmarks reach as ``service_bench.NAME``.
+verdict, tables, command line).
 """
 
 from __future__ import annotations
@@ -56,7 +55,6 @@ from streamasr.server.stream import StreamOptions
 from . import fixtures, stream_capacity
 from .capacity_levels import (
     LATENCY_BUDGET_S,
-    MAX_ERRORS_KEPT,
     Levels,
     engine_level,
     held,
@@ -65,45 +63,11 @@ from .capacity_levels import (
     level_sequence,
     service_level,
 )
-from .server_process import LoggedProcess, ServerProcess
-from .service_clients import Client, ClientRun, paced, play_clients
-
-__all__ = [
-    "ADDED_LATENCY_GOAL_S",
-    "DEFAULT_OUT",
-    "DEFAULT_SHARED",
-    "LATENCY_BUDGET_S",
-    "MAX_ERRORS_KEPT",
-    "STREAMS_GOAL",
-    "CapacityPlan",
-    "Client",
-    "ClientRun",
-    "Levels",
-    "LoggedProcess",
-    "ServerProcess",
-    "capacity_table",
-    "dev_audio",
-    "engine_settings",
-    "held",
-    "holds",
-    "interleaved",
-    "level_sequence",
-    "main",
-    "measure_capacity",
-    "paced",
-    "play_clients",
-    "running_server",
-    "server_args",
-    "service_level",
-    "share",
-    "summary_lines",
-    "verdict",
-]
+from .fixtures import DEFAULT_OUT, DEFAULT_SHARED
+from .server_process import ServerProcess
 
 log = logging.getLogger("bench.service_bench")
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 STREAMS_GOAL = 0.90
 """Issue 4: the server holds at least this share of the streams the engine alone holds..."""
 ADDED_LATENCY_GOAL_S = 0.050

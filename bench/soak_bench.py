@@ -26,11 +26,10 @@ from websockets.asyncio.client import connect
 
 from streamasr.server.offline import read_audio
 
-from .fixtures import export_fixture
+from .fixtures import DEFAULT_SHARED, export_fixture
 from .proc import open_fds, read_usage
 from .server_process import ServerProcess
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINTS = (0, 1000, 5000)
 GROWTH_BOUND_MIB = 10.0
 RATE = 16000

@@ -26,7 +26,7 @@ The clients, the levels and the criterion are the service benchmark's
 frames of the human dev speech, start phases spread over one hop; a level holds when the p95
 partial latency is within 1.5 s and no stream failed; each setup climbs from shares of the raw
 onnxruntime int8 ceiling and bisects, and the setups' levels are interleaved one by one
-(:func:`bench.service_bench.interleaved`) so that the host's drift hits them alike. Every
+(:func:`bench.capacity_levels.interleaved`) so that the host's drift hits them alike. Every
 setup's processes are up for the whole run (idle ones cost next to nothing). The CPU column is
 the whole setup's (the frontends' process tree, and Triton's with its Python-backend stubs) as a
 share of all cores.
@@ -77,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="audio per client (default 20, quick 10)")
     parser.add_argument("--setups", nargs="+", type=parse_setup, help=f"default: {DEFAULT_SETUPS}")
     parser.add_argument("--levels", type=int, nargs="+", help="exactly these levels (no sweep)")
-    parser.add_argument("--shared", type=Path, default=service_bench.DEFAULT_SHARED)
+    parser.add_argument("--shared", type=Path, default=fixtures.DEFAULT_SHARED)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--out", type=Path, default=service_bench.DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=fixtures.DEFAULT_OUT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)

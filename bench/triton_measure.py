@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import service_bench, stream_capacity
+from . import capacity_levels, service_bench, stream_capacity
 from .proc import cores
 from .triton_process import Running, running, triton_unavailable
 from .triton_ratios import lm_ratios, ratios
@@ -29,7 +29,7 @@ def level(
 ) -> dict[str, Any]:
     """The service benchmark's level, with the CPU of the whole setup (frontends and Triton)."""
     before, roles_before, started = run.cpu_s(), run.cpu_by_role(), time.perf_counter()
-    figures = service_bench.service_level(
+    figures = capacity_levels.service_level(
         run.server, stream_capacity.client_pieces(audio, n, seconds), hop_s
     )
     wall = time.perf_counter() - started
@@ -63,7 +63,7 @@ def measure(
     ceiling_before = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
     figures: dict[str, Any] = {
         "seconds": plan.seconds,
-        "budget_s": service_bench.LATENCY_BUDGET_S,
+        "budget_s": capacity_levels.LATENCY_BUDGET_S,
         "cores": cores(),
         "ceiling_before": ceiling_before,
         "setups": {},
@@ -85,7 +85,7 @@ def measure(
             return lambda n: level(run, audio, n, plan.seconds, hop_s)
 
         try:
-            figures["levels"] = service_bench.interleaved(
+            figures["levels"] = capacity_levels.interleaved(
                 {label: path(run) for label, run in runs.items()}, plan.levels(ceiling_before)
             )
         finally:
@@ -94,7 +94,7 @@ def measure(
                 if run.triton is not None:
                     figures["setups"][label]["triton_log_tail"] = run.triton.log_tail()
     figures["ceiling_after"] = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
-    figures["held"] = {label: service_bench.held(lv) for label, lv in figures["levels"].items()}
+    figures["held"] = {label: capacity_levels.held(lv) for label, lv in figures["levels"].items()}
     figures["ratios"] = ratios(figures)
     figures["lm_ratios"] = lm_ratios(figures)
     return figures

@@ -15,7 +15,7 @@ from pathlib import Path
 from streamasr.server import triton_contract as tc
 from streamasr.server.manifest import read_manifest
 
-from . import service_bench
+from . import server_process
 from .frontend_sweep import tree_cpu
 from .proc import read_usage, tree_pids
 from .triton_setup import Setup
@@ -48,7 +48,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class TritonServer(service_bench.LoggedProcess):
+class TritonServer(server_process.LoggedProcess):
     """``asr-triton FOLDER`` on free ports; ready once it logged ``serving NAME on grpc`` for its
     model. Stopped with SIGTERM (SIGKILL after 60 s)."""
 
@@ -84,7 +84,7 @@ class Running:
     """A setup's processes while the levels run."""
 
     setup: Setup
-    server: service_bench.ServerProcess
+    server: server_process.ServerProcess
     triton: TritonServer | None
 
     def pids(self) -> list[int]:
@@ -128,5 +128,7 @@ def running(setup: Setup, folder: Path, work: Path, lm: Path | None = None) -> I
         if setup.inference == "triton":
             triton = stack.enter_context(TritonServer(folder, setup, work / f"triton-{slug}.log"))
         args = setup.server_args(folder, triton.url if triton else None, lm)
-        server = stack.enter_context(service_bench.ServerProcess(args, work / f"server-{slug}.log"))
+        server = stack.enter_context(
+            server_process.ServerProcess(args, work / f"server-{slug}.log")
+        )
         yield Running(setup, server, triton)

@@ -87,6 +87,15 @@ def capacity(figures: dict[str, Any], path: Path) -> Path:
     and the engine alone, with the budget and the raw onnxruntime ceiling; below, the server's
     CPU utilisation and resident memory."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True, height_ratios=(3, 2))
+    _latency_panel(top, figures)
+    _usage_panel(bottom, figures)
+    bottom.set_xlabel("concurrent streams")
+    bottom.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _latency_panel(top: Any, figures: dict[str, Any]) -> None:
+    """Latency quantiles per path and level, the budget and the raw ceilings."""
     styles = {"server": "tab:blue", "engine": "tab:orange"}
     for name, levels in figures["levels"].items():
         ns = [int(n) for n in levels]
@@ -135,6 +144,10 @@ def capacity(figures: dict[str, Any], path: Path) -> Path:
     )
     top.legend(fontsize=6, loc="upper left")
     top.grid(alpha=0.3)
+
+
+def _usage_panel(bottom: Any, figures: dict[str, Any]) -> None:
+    """The server's CPU, its clients' CPU and its resident memory per level."""
     server = figures["levels"].get("server", {})
     if server:
         ns = [int(n) for n in server]
@@ -171,9 +184,6 @@ def capacity(figures: dict[str, Any], path: Path) -> Path:
             va="center",
             transform=bottom.transAxes,
         )
-    bottom.set_xlabel("concurrent streams")
-    bottom.grid(alpha=0.3)
-    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

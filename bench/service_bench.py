@@ -137,7 +137,6 @@ def measure_capacity(
         layout = stream_capacity.Layout(
             e.scheduler.config.workers, runtime.intra_op_threads, runtime.split_int8_batches
         )
-        cpu = e.runner.provider == CPU
         figures: dict[str, Any] = {
             "seconds": plan.seconds,
             "budget_s": LATENCY_BUDGET_S,
@@ -147,20 +146,9 @@ def measure_capacity(
             f"max_wait {e.scheduler.config.max_wait_ms:g} ms",
             "options": asdict(options),
         }
-        window = stream_capacity.steady_window(options)
-        ceiling = math.nan
-        if cpu:
-            before = stream_capacity.raw_ceiling(
-                folder, window, options.hop_s, layout, plan.ceiling_s
-            )
-            ceiling = max(v["streams"] for v in before.values())
-            batched = replace(layout, split=False)
-            by_batch = stream_capacity.raw_ceiling(
-                folder, window, options.hop_s, batched, plan.ceiling_s
-            )
-            figures["ceiling_batched"] = max(v["streams"] for v in by_batch.values())
-            figures["ceiling_by_batch"] = by_batch
-        figures["ceiling_before"] = ceiling
+        ceiling = _ceilings(
+            e, folder, options, layout=layout, plan=plan, figures=figures, before=True
+        )
         paths: dict[str, Callable[[int], dict[str, Any]]] = {
             "engine": lambda n: engine_level(e, audio, n, plan.seconds, options),
         }
@@ -178,16 +166,39 @@ def measure_capacity(
             if process is not None:
                 usage = process.usage()
                 figures["server_peak_rss_mib"] = usage.peak_rss_mib if usage else math.nan
-        figures["ceiling_after"] = math.nan
-        if cpu:
-            after = stream_capacity.raw_ceiling(
-                folder, window, options.hop_s, layout, plan.ceiling_s
-            )
-            figures["ceiling_after"] = max(v["streams"] for v in after.values())
+        _ceilings(e, folder, options, layout=layout, plan=plan, figures=figures, before=False)
     figures["server_unavailable"] = unavailable
     figures["held"] = {name: held(levels) for name, levels in figures["levels"].items()}
     figures["verdict"] = verdict(figures)
     return figures
+
+
+def _ceilings(
+    e: Engine,
+    folder: Path,
+    options: StreamOptions,
+    *,
+    layout: stream_capacity.Layout,
+    plan: CapacityPlan,
+    figures: dict[str, Any],
+    before: bool,
+) -> float:
+    """The raw onnxruntime ceiling (CPU only; NaN elsewhere) into ``figures`` as
+    ``ceiling_before`` (with the batched layout's beside it) or ``ceiling_after``."""
+    ceiling = math.nan
+    if e.runner.provider == CPU:
+        window = stream_capacity.steady_window(options)
+        raw = stream_capacity.raw_ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
+        ceiling = max(v["streams"] for v in raw.values())
+        if before:
+            batched = replace(layout, split=False)
+            by_batch = stream_capacity.raw_ceiling(
+                folder, window, options.hop_s, batched, plan.ceiling_s
+            )
+            figures["ceiling_batched"] = max(v["streams"] for v in by_batch.values())
+            figures["ceiling_by_batch"] = by_batch
+    figures["ceiling_before" if before else "ceiling_after"] = ceiling
+    return ceiling
 
 
 @contextmanager

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,14 @@ from .stream_sim import RATE
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 THREADS = 2
+
+
+def write_figures(out: Path, name: str, figures: dict[str, Any]) -> None:
+    """A benchmark's raw figures as ``out/name`` (JSON, other values as text), said on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nraw figures: {out / name}")
+
 
 Utterance = tuple[NDArray[np.float32], str]
 

@@ -38,7 +38,6 @@ checkout, as ``.ci/typecheck`` builds) whose server runs the same levels beside 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import fixtures, service_bench
-from .fixtures import DEFAULT_OUT, DEFAULT_SHARED
+from .fixtures import DEFAULT_OUT, DEFAULT_SHARED, write_figures
 from .frontend_server import serve_main
 from .frontend_sweep import PLANS, FrontendPlan, measure
 from .frontend_tables import levels_table, summary_lines, table
@@ -95,10 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(figures))
     print("\n" + "\n".join(summary_lines(figures)) + "\n")
     print(levels_table(figures))
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "frontend_bench-quick.json" if args.quick else "frontend_bench.json"
-    (args.out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(f"\nraw figures: {args.out / name}")
+    write_figures(args.out, name, figures)
     return 0
 
 

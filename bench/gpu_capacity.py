@@ -37,7 +37,6 @@ sweep), ``--max-batch`` / ``--max-wait-ms`` (the server's batching per worker).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -165,10 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(levels_table(figures))
     print()
     print(frontend_tables.table(figures["frontend"]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / ("gpu_capacity-smoke.json" if args.smoke else "gpu_capacity.json")
-    path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"\nraw figures: {path}")
+    name = "gpu_capacity-smoke.json" if args.smoke else "gpu_capacity.json"
+    fixtures.write_figures(args.out, name, figures)
     return 0
 
 

@@ -35,7 +35,6 @@ verdict, tables, command line).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -63,7 +62,7 @@ from .capacity_levels import (
     level_sequence,
     service_level,
 )
-from .fixtures import DEFAULT_OUT, DEFAULT_SHARED
+from .fixtures import DEFAULT_OUT, DEFAULT_SHARED, write_figures
 from .server_process import ServerProcess
 
 log = logging.getLogger("bench.service_bench")
@@ -339,10 +338,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\n### Capacity through the server ({args.model}, random weights, int8)\n")
     print(capacity_table(figures))
     print("\n" + "\n".join(summary_lines(figures)))
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "service_bench-quick.json" if args.quick else "service_bench.json"
-    (args.out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(f"\nraw figures: {args.out / name}")
+    write_figures(args.out, name, figures)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,20 @@ benchmarks share (speech sets, exported models, the engine) in ``bench.fixtures`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .fixtures import DEFAULT_OUT, DEFAULT_SHARED, THREADS, export_fixture, export_random, load_set
+from .fixtures import (
+    DEFAULT_OUT,
+    DEFAULT_SHARED,
+    THREADS,
+    export_fixture,
+    export_random,
+    load_set,
+    write_figures,
+)
 from .stream_accuracy import fidelity, gate
 from .stream_capacity import LAYOUTS, capacity
 from .stream_compute import compute
@@ -88,12 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             figures["compute"] = compute(base, human, args.repeats)
         if "capacity" in args.sections:
             figures["capacity"] = capacity(base, human, args.quick, args.layouts)
-    args.out.mkdir(parents=True, exist_ok=True)
     parts = ["stream_bench", *(["quick"] if args.quick else [])]
     parts += [] if set(args.sections) == set(SECTIONS) else sorted(args.sections)
     name = "-".join(parts) + ".json"
-    (args.out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(f"\nraw figures: {args.out / name}")
+    write_figures(args.out, name, figures)
 
 
 if __name__ == "__main__":

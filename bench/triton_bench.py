@@ -39,7 +39,6 @@ is required: without it the benchmark says why and measures nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,10 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["model"] = args.model
     print(f"\n### Through Triton on CPU vs local ({args.model})\n")
     print(markdown(figures))
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "triton_bench-quick.json" if args.quick else "triton_bench.json"
-    (args.out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    print(f"\nraw figures: {args.out / name}")
+    fixtures.write_figures(args.out, name, figures)
     return 0
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.engine import Engine
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine
+from streamasr.server.options.stream import StreamOptions
 
 from . import stream_capacity
 from .proc import cores, cpu_share, own_cpu_s, thread_cpu_s

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from streamasr.export.errors import ExportError
 from streamasr.export.random_checkpoint import load_architecture, save_random_checkpoint
-from streamasr.server.frontend import model_input
+from streamasr.server.engine.frontend import model_input
 from streamasr.server.manifest import SAMPLE_RATE
 
 from .export_profile import PROFILED, profile_split

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.offline import read_audio
-from streamasr.server.runtime import Device, RuntimeConfig
-from streamasr.server.scheduler import SchedulerConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import read_audio
+from streamasr.server.inference.runtime import Device, RuntimeConfig
+from streamasr.server.inference.scheduler import SchedulerConfig
+from streamasr.server.options.stream import StreamOptions
 
 from .stream_sim import RATE
 

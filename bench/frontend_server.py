@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamasr.server.inference.runtime import Runner
 from streamasr.server.manifest import Manifest
-from streamasr.server.runtime import Runner
 
 from . import server_process
 
@@ -56,7 +56,7 @@ def install_instant_runner() -> None:
     """Make every Engine of this process load an instant runner around the real one: wrap
     ``load_runner`` where the engine looks it up (``server.inference`` since the inference
     backends, ``server.engine`` before them)."""
-    for name in ("streamasr.server.inference", "streamasr.server.engine"):
+    for name in ("streamasr.server.inference.backend", "streamasr.server.engine.engine"):
         try:
             module = importlib.import_module(name)
         except ImportError:
@@ -65,7 +65,9 @@ def install_instant_runner() -> None:
         if real_load is not None:
             break
     else:
-        raise RuntimeError("no load_runner to wrap in streamasr.server.inference or .engine")
+        raise RuntimeError(
+            "no load_runner to wrap in streamasr.server.inference.backend or .engine"
+        )
 
     def load(folder: Path, manifest: Manifest, config: Any) -> Runner:
         return InstantRunner(real_load(folder, manifest, config), manifest)
@@ -75,7 +77,7 @@ def install_instant_runner() -> None:
 
 def serve_main(argv: Sequence[str]) -> int:
     """``asr-server ARGV`` with the instant runner."""
-    from streamasr.server import cli
+    from streamasr.server.app import cli
 
     install_instant_runner()
     sys.argv[1:] = argv  # so that ``--workers`` restarts this command line, runner included

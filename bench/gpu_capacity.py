@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for name in ("bench.gpu_capacity", "bench.frontend_bench", "bench.service_bench"):
         logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("streamasr.server.stream").setLevel(logging.ERROR)
+    logging.getLogger("streamasr.server.engine.stream").setLevel(logging.ERROR)
     if args.command == "prepare":
         bundle = prepare(args.shared, args.work, args.out, args.model, args.smoke)
         print(f"bundle {args.out}: {bundle}")

@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from streamasr.export.lm import build_lm
-from streamasr.server.audio import AudioFormat
-from streamasr.server.decoding import DecoderSettings, DecodingOptions
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.lm_decoder import DEFAULT_BEAM_WIDTH, LM_WINDOWS
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import Stream, StreamOptions
+from streamasr.server.decoding.beam import LM_WINDOWS
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.stream import Stream
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.decoding import DEFAULT_BEAM_WIDTH, DecoderSettings, DecodingOptions
+from streamasr.server.options.stream import StreamOptions
 
 from . import fixtures
 from .proc import read_usage

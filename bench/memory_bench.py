@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from streamasr.server.config import ServerConfig
+from streamasr.server.service.config import ServerConfig
 
 from .fixtures import DEFAULT_SHARED, export_fixture
 from .proc import read_usage

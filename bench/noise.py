@@ -37,18 +37,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.gate import (
-    RUN_QUANTUM_FRAMES,
-    GateRuns,
-    Mask,
-    VadGateConfig,
-    gate_config,
-    speech_mask,
-)
-from streamasr.server.offline import transcribe
-from streamasr.server.stream import StreamOptions
-from streamasr.server.vad import SileroGate, SileroVad
-from streamasr.server.windows import SlidingWindower, Window
+from streamasr.server.engine.gate import GateRuns, Mask, speech_mask
+from streamasr.server.engine.offline import transcribe
+from streamasr.server.engine.vad import SileroGate, SileroVad
+from streamasr.server.engine.windows import SlidingWindower, Window, WindowPlan
+from streamasr.server.options.gate import RUN_QUANTUM_FRAMES, VadGateConfig, gate_config
+from streamasr.server.options.stream import StreamOptions
 
 from . import fixtures
 from .proc import own_cpu_s
@@ -227,12 +221,18 @@ def span_ceiling(
     e: Any, streams: Sequence[NoisyStream], options: StreamOptions, pad_s: float = 0.0
 ) -> float:
     """Input a gate that knew the utterance spans would save at these windows under the gate
-    rule (:func:`~streamasr.server.gate.window_run`), with ``pad_s`` of margin."""
+    rule (:func:`~streamasr.server.engine.gate.window_run`), with ``pad_s`` of margin."""
     run = total = 0
     spec = e.manifest.input
     quantum = RUN_QUANTUM_FRAMES if e.scheduler.batched else 1
     for s in streams:
-        windower = SlidingWindower(options.plan(e.manifest), spec, e.manifest.name)
+        windower = SlidingWindower(
+            WindowPlan.from_seconds(
+                options.left_s, options.hop_s, options.lookahead_s, e.manifest.input
+            ),
+            spec,
+            e.manifest.name,
+        )
         gate = SpanGate(s.spans, round(pad_s * RATE), spec.frame_stride)
         for w in windower.push(s.audio) + windower.finish():
             total += w.samples.size

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     # the in-process engine's "behind real time" warnings are expected past saturation
-    logging.getLogger("streamasr.server.stream").setLevel(logging.ERROR)
+    logging.getLogger("streamasr.server.engine.stream").setLevel(logging.ERROR)
     mode = MODES[args.mode or "full"]
     figures = run_report(args.shared, args.work, args.out, mode, args.sections)
     print("\n".join(headline(figures)))

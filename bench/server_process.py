@@ -1,4 +1,4 @@
-"""The websocket server (``python -m streamasr.server.cli``) in a subprocess for the benchmarks:
+"""The websocket server (``python -m streamasr.server.app.cli``) in a subprocess for the benchmarks:
 started on a free port, waited for until it listens and ``/healthz`` answers 200, its output in a
 log file, its CPU and memory read from ``/proc``, stopped with SIGTERM (SIGKILL if it lingers).
 :class:`LoggedProcess` is the same harness for other servers (``bench.triton_bench``)."""
@@ -21,7 +21,7 @@ from .proc import Usage, read_usage
 
 log = logging.getLogger("bench.service_bench")  # its log lines are service_bench's
 
-SERVER_MODULE = "streamasr.server.cli"
+SERVER_MODULE = "streamasr.server.app.cli"
 LISTENING = re.compile(r"listening on (ws://\S+)")
 START_TIMEOUT_S = 120.0
 
@@ -91,7 +91,7 @@ class LoggedProcess:
 
 
 class ServerProcess(LoggedProcess):
-    """``python -m streamasr.server.cli`` on a free port; ready once it logged
+    """``python -m streamasr.server.app.cli`` on a free port; ready once it logged
     ``listening on ws://HOST:PORT`` and ``/healthz`` answers 200."""
 
     name = "the server"

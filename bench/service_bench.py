@@ -3,7 +3,7 @@
     python -m bench.service_bench [--quick] [--model wav2vec2-base-960h] [--seconds S]
                                   [--shared ../shared] [--work DIR] [--out bench/out]
 
-The server (``python -m streamasr.server.cli``, protocol v1 at ``/v1/stream``) runs in its own
+The server (``python -m streamasr.server.app.cli``, protocol v1 at ``/v1/stream``) runs in its own
 process on a random-weight model exported int8 (``bench.fixtures.export_random``); N asyncio
 clients in this process each send a stretch of the human dev speech as 16 kHz s16le in 20 ms
 frames paced in real time, from start phases spread over one hop. For increasing N, up to
@@ -46,10 +46,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.config import load_config
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.runtime import CPU
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.inference.runtime import CPU
+from streamasr.server.options.stream import StreamOptions
+from streamasr.server.service.config import load_config
 
 from . import fixtures, stream_capacity
 from .capacity_levels import (
@@ -106,7 +106,7 @@ class CapacityPlan:
 
 
 def server_args(folder: Path, precision: str) -> list[str]:
-    """The server's command line (after ``python -m streamasr.server.cli``)."""
+    """The server's command line (after ``python -m streamasr.server.app.cli``)."""
     return ["--model", str(folder), "--port", "0", "--precision", precision]
 
 
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
-    logging.getLogger("streamasr.server.stream").setLevel(logging.ERROR)
+    logging.getLogger("streamasr.server.engine.stream").setLevel(logging.ERROR)
     seconds = args.seconds or (10.0 if args.quick else 20.0)
     plan = (
         CapacityPlan(seconds, first=(0.0, 0.6), step=0.2, refine=3)

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.client import connect
 
-from streamasr.server.offline import read_audio
+from streamasr.server.engine.offline import read_audio
 
 from .fixtures import DEFAULT_SHARED, export_fixture
 from .proc import open_fds, read_usage

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from streamasr.server.offline import stream_array, transcribe
-from streamasr.server.runtime import Device
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.offline import stream_array, transcribe
+from streamasr.server.inference.runtime import Device
+from streamasr.server.options.stream import StreamOptions
 
 from .fixtures import Utterance, engine
 from .scoring import agreement, cer, wer

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.engine import Engine
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine
+from streamasr.server.options.stream import StreamOptions
 
 from .fixtures import Utterance, engine
 from .stream_sim import (

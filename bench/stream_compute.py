@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.engine import Engine
-from streamasr.server.offline import stream_array, transcribe
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine
+from streamasr.server.engine.offline import stream_array, transcribe
+from streamasr.server.options.stream import StreamOptions
 
 from .fixtures import THREADS, Utterance, engine, plan_options
 from .stream_sim import RATE

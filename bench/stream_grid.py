@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamasr.server.engine import Engine
-from streamasr.server.offline import transcribe
+from streamasr.server.engine.engine import Engine
+from streamasr.server.engine.offline import transcribe
 
 from .fixtures import Utterance, engine, plan_options
 from .scoring import cer, wer

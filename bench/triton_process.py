@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamasr.server import triton_contract as tc
+from streamasr.server.inference import triton_contract as tc
 from streamasr.server.manifest import read_manifest
 
 from . import server_process
@@ -28,7 +28,7 @@ TRITON_STOP_TIMEOUT_S = 60.0
 
 def triton_unavailable() -> str | None:
     """Why ``asr-triton`` cannot run here (no usable Triton interpreter), or None."""
-    from streamasr.server.triton_local import TritonPythonError, check_python, find_python
+    from streamasr.server.triton.launcher import TritonPythonError, check_python, find_python
 
     try:
         check_python(find_python(None))
@@ -57,7 +57,7 @@ class TritonServer(server_process.LoggedProcess):
 
     def __init__(self, folder: Path, setup: Setup, log_path: Path) -> None:
         self.grpc_port, http_port, metrics_port = free_ports(3)
-        command = [sys.executable, "-m", "streamasr.server.triton_local", str(folder)]
+        command = [sys.executable, "-m", "streamasr.server.triton.launcher", str(folder)]
         command += ["--grpc-port", str(self.grpc_port), "--http-port", str(http_port)]
         command += ["--metrics-port", str(metrics_port), *setup.triton_args()]
         super().__init__(command, log_path)

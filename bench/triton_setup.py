@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamasr.server.lm_decoder import LM_WINDOWS
+from streamasr.server.decoding.beam import LM_WINDOWS
 
 from . import service_bench
 

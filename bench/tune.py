@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from streamasr.server.engine.offline import stream_array, transcribe
 from streamasr.server.manifest import read_manifest, write_manifest
-from streamasr.server.offline import stream_array, transcribe
-from streamasr.server.presets import Preset, StreamingSection, Windows
+from streamasr.server.options.presets import Preset, StreamingSection, Windows
 
 from . import fixtures, stream_grid
 from .proc import own_cpu_s

@@ -110,9 +110,9 @@ def connect_options(args: argparse.Namespace) -> ConnectOptions:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    from streamasr.server.engine import Engine, EngineConfig
-    from streamasr.server.offline import transcribe_file
-    from streamasr.server.runtime import RuntimeConfig
+    from streamasr.server.engine.engine import Engine, EngineConfig
+    from streamasr.server.engine.offline import transcribe_file
+    from streamasr.server.inference.runtime import RuntimeConfig
 
     runtime = RuntimeConfig(
         device=args.device, precision=args.precision, intra_op_threads=args.threads

@@ -4,8 +4,9 @@
 
 Each line of ``TEXT_FILE`` is a sentence. It is normalised to the model's alphabet (from the
 manifest of ``--model DIR``; without it the wav2vec2 English one, A-Z and the apostrophe): case
-folded, every other character a word break (:class:`~streamasr.server.hotwords.Alphabet`, the
-same normalisation the server gives hotwords).
+folded, every other character a word break
+(:class:`~streamasr.server.decoding.hotwords.Alphabet`, the same normalisation the server gives
+hotwords).
 
 The estimate is interpolated modified Kneser-Ney (Chen & Goodman 1998), as KenLM's ``lmplz``
 computes it: KenLM's estimator is a C++ program that no PyPI package ships (the ``kenlm`` wheel
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamasr.server.hotwords import Alphabet
+from streamasr.server.decoding.hotwords import Alphabet
 from streamasr.server.manifest import read_manifest
 
 Gram = tuple[str, ...]

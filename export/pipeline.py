@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from streamasr.server.engine.vad import VAD_FILE
 from streamasr.server.errors import ManifestError
 from streamasr.server.manifest import (
     MANIFEST_NAME,
@@ -25,9 +26,8 @@ from streamasr.server.manifest import (
     sha256_file,
     write_manifest,
 )
-from streamasr.server.presets import StreamingSection, Windows
-from streamasr.server.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
-from streamasr.server.vad import VAD_FILE
+from streamasr.server.options.presets import StreamingSection, Windows
+from streamasr.server.options.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
 from . import convert, validate
 from .errors import ExportError, ValidationFailedError

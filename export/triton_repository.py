@@ -4,7 +4,7 @@ Triton container's onnxruntime backend.
 ``DIR/NAME-PRECISION/config.pbtxt`` plus ``DIR/NAME-PRECISION/1/model.onnx`` (hard-linked from
 the export when the file system allows, copied otherwise; an external-data side file keeps the
 name the graph references). Names, tensors and batch sizes come from
-:mod:`streamasr.server.triton_contract`, which the serving side reads too.
+:mod:`streamasr.server.inference.triton_contract`, which the serving side reads too.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamasr.server import triton_contract as tc
 from streamasr.server.errors import ManifestError
+from streamasr.server.inference import triton_contract as tc
 from streamasr.server.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 from .errors import ExportError

@@ -20,8 +20,8 @@ import jiwer
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.ctc import greedy_text
-from streamasr.server.frontend import model_input
+from streamasr.server.decoding.ctc import greedy_text
+from streamasr.server.engine.frontend import model_input
 from streamasr.server.manifest import SAMPLE_RATE, InputSpec, Vocabulary
 
 log = logging.getLogger(__name__)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
-
-from .decoder import Hypothesis, Word
-from .endpoint import EndReason
+from typing import Literal, TypeAlias
 
 
 @dataclass(frozen=True)
@@ -55,3 +52,34 @@ class Lagging:
 
 
 Event: TypeAlias = Partial | Final | Lagging
+
+
+@dataclass(frozen=True)
+class Word:
+    """A recognised word with its time span from the stream's start and a confidence."""
+
+    text: str
+    start: float
+    """Seconds from the stream's first sample to the start of the word's first frame."""
+    end: float
+    """Seconds from the stream's first sample to the end of the word's last frame."""
+    confidence: float
+    """Mean, over the frames whose best symbol is one of the word's letters, of that symbol's
+    softmax probability: in [0, 1]; 1 means the model put all its mass on the path it took."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """What a segment says so far: ``committed + provisional`` is the whole text."""
+
+    committed: str
+    """Text of the committed frames; later hypotheses of the segment start with it."""
+    provisional: str
+    """What the lookahead adds (it may start with a space); the next window may revise it."""
+
+    @property
+    def text(self) -> str:
+        return self.committed + self.provisional
+
+
+EndReason = Literal["endpoint", "max_segment", "end_of_stream"]

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from .errors import ManifestError, ModelFileError
-from .presets import StreamingSection
+from streamasr.server.errors import ManifestError, ModelFileError
+from streamasr.server.options.presets import StreamingSection
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

@@ -76,7 +76,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def triton_python() -> Path:
     """The interpreter ``asr-triton`` serves with (docs/triton.md); a missing one skips the test,
     or fails it under ``ASR_REQUIRE_TOOLS=1``."""
-    from streamasr.server.triton_local import TritonPythonError, check_python, find_python
+    from streamasr.server.triton.launcher import TritonPythonError, check_python, find_python
 
     from .tools import missing
 

@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from streamasr.server.config import ServerConfig
-from streamasr.server.engine import Engine
-from streamasr.server.service import Service
+from streamasr.server.engine.engine import Engine
+from streamasr.server.service.config import ServerConfig
+from streamasr.server.service.service import Service
 
 # The service tests read /metrics with these.
 from .metrics_util import Samples, metric, parse_exposition  # noqa: F401

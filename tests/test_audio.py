@@ -7,8 +7,9 @@ import pytest
 import soxr
 from numpy.typing import NDArray
 
-from streamasr.server.audio import AudioFormat, AudioIntake, Resampler, decode
+from streamasr.server.engine.audio import AudioIntake, Resampler, decode
 from streamasr.server.errors import AsrError, AudioDataError, AudioFormatError
+from streamasr.server.options.audio import AudioFormat
 
 RATES = (8000, 22050, 44100, 48000, 96000)
 

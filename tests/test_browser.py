@@ -33,9 +33,9 @@ from streamasr.client.captions import cues_from_finals, render
 from streamasr.client.file import stream_file
 from streamasr.client.messages import FinalResult, WordTiming, parse_message
 from streamasr.client.ws import ConnectOptions
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.offline import transcribe_file
-from streamasr.server.runtime import RuntimeConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import transcribe_file
+from streamasr.server.inference.runtime import RuntimeConfig
 
 from .browser_cdp import DevTools, Page, find_chromium, launch, open_page
 from .client_support import ParsedCue, padded_wav, parse_srt, parse_vtt

@@ -25,9 +25,9 @@ from streamasr.client.cli import main
 from streamasr.client.file import AudioFileError, FileOptions, FileTranscript, stream_file
 from streamasr.client.messages import ServerError, StartSettings
 from streamasr.client.ws import ConnectError, ConnectOptions, open_session
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.offline import transcribe_file
-from streamasr.server.runtime import RuntimeConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import transcribe_file
+from streamasr.server.inference.runtime import RuntimeConfig
 
 from .client_support import padded_wav, parse_srt, parse_vtt
 from .service_util import ServerThread, server_config

@@ -21,7 +21,7 @@ from streamasr.client.messages import (
     start_message,
 )
 from streamasr.client.ws import ConnectOptions
-from streamasr.server.protocol import StartMessage, parse_text
+from streamasr.server.protocol.v1 import StartMessage, parse_text
 
 
 def test_start_message_is_what_the_server_parses() -> None:

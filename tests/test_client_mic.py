@@ -34,9 +34,9 @@ from streamasr.client.mic import (
     run_mic,
 )
 from streamasr.client.ws import ConnectOptions
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.offline import transcribe_file
-from streamasr.server.runtime import RuntimeConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import transcribe_file
+from streamasr.server.inference.runtime import RuntimeConfig
 
 from .client_support import padded_wav
 from .service_util import ServerThread, server_config

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from streamasr.server import errors
-from streamasr.server.audio import AudioFormat
-from streamasr.server.clientjson import JsonObject
-from streamasr.server.config import ServerConfig
-from streamasr.server.conversation import (
+from streamasr.server.events import Event, Final, Hypothesis, Lagging, Partial, Segment, Word
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.stream import StreamOptions
+from streamasr.server.protocol.clientjson import JsonObject
+from streamasr.server.protocol.conversation import (
     Action,
     Close,
     Conversation,
@@ -30,10 +31,8 @@ from streamasr.server.conversation import (
     Send,
     State,
 )
-from streamasr.server.decoder import Hypothesis, Word
-from streamasr.server.dialects import V1Conversation, VoskConversation
-from streamasr.server.events import Event, Final, Lagging, Partial, Segment
-from streamasr.server.stream import StreamOptions
+from streamasr.server.protocol.dialects import V1Conversation, VoskConversation
+from streamasr.server.service.config import ServerConfig
 
 LIMITS = Limits(idle_timeout_s=5.0, min_audio_s=0.5, min_audio_window_s=2.0, max_session_s=10.0)
 NO_RATE = replace(LIMITS, min_audio_s=0.0)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from streamasr.server.ctc import greedy_text
-from streamasr.server.decoder import GreedyCtcDecoder, Hypothesis, best_path
+from streamasr.server.decoding.ctc import greedy_text
+from streamasr.server.decoding.greedy import GreedyCtcDecoder, best_path
+from streamasr.server.events import Hypothesis
 from streamasr.server.manifest import Vocabulary
 
 VOCAB = Vocabulary(("<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "C", "H", "I"), 0, "|")

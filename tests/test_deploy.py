@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streamasr.server import triton_contract as tc
-from streamasr.server.config import ServerConfig
+from streamasr.server.inference import triton_contract as tc
+from streamasr.server.service.config import ServerConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 KUBERNETES = "1.30.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamasr.server.endpoint import MAX_SEGMENT_GRACE_FRAMES, Cut, Endpointer
+from streamasr.server.engine.endpoint import MAX_SEGMENT_GRACE_FRAMES, Cut, Endpointer
 
 BLANK, DELIM, A, B = 0, 4, 5, 6
 LETTERS = (A, B)

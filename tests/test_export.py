@@ -24,7 +24,7 @@ from streamasr.export.errors import (
 from streamasr.export.pipeline import ExportConfig, run_export
 from streamasr.export.random_checkpoint import save_random_checkpoint
 from streamasr.export.source import load_checkpoint
-from streamasr.server.frontend import model_input
+from streamasr.server.engine.frontend import model_input
 from streamasr.server.manifest import read_manifest, sha256_file
 
 from .tiny import TINY

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from streamasr.server.features import fbank_features, num_frames
+from streamasr.server.engine.features import fbank_features, num_frames
 from streamasr.server.manifest import FBANK_HOP, FBANK_WINDOW
 
 TOLERANCE = 1e-4
@@ -154,7 +154,7 @@ def test_rejects_bad_input() -> None:
 
 def test_serving_import_has_no_torch() -> None:
     code = (
-        "import sys, streamasr.server.features\n"
+        "import sys, streamasr.server.engine.features\n"
         "loaded = {'torch', 'transformers'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )

@@ -12,23 +12,22 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from streamasr.server.audio import AudioFormat
-from streamasr.server.ctc import Logits
-from streamasr.server.decoding import DecodingOptions
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.errors import StreamConfigError
-from streamasr.server.events import Final
-from streamasr.server.hotwords import (
-    MAX_HOTWORDS,
+from streamasr.server.arrays import Logits
+from streamasr.server.decoding.beam import TOKEN_MIN_LOGP, BeamCtcDecoder
+from streamasr.server.decoding.hotwords import (
     Alphabet,
     HotwordTrie,
     make_hotwords,
     read_hotwords_file,
 )
-from streamasr.server.lm_decoder import TOKEN_MIN_LOGP, BeamCtcDecoder, BeamSettings
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.errors import StreamConfigError
+from streamasr.server.events import Final
+from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.manifest import Vocabulary
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.decoding import MAX_HOTWORDS, BeamSettings, DecodingOptions
+from streamasr.server.options.stream import StreamOptions
 
 from .service_util import ServerThread, chunks, encode, read_mono, server_config
 from .timeouts import timeout

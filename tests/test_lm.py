@@ -17,20 +17,21 @@ import pytest
 
 from bench.scoring import wer
 from streamasr.export.lm import build_lm, discounts, estimate
-from streamasr.server.audio import AudioFormat
-from streamasr.server.config import load_config
-from streamasr.server.decoder import GreedyCtcDecoder
-from streamasr.server.decoding import DecoderSettings, DecodingOptions, parse_decoding
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.decoding.beam import LM_WINDOWS, BeamCtcDecoder, LookaheadBlend, log_softmax
+from streamasr.server.decoding.greedy import GreedyCtcDecoder
+from streamasr.server.decoding.hotwords import Alphabet
+from streamasr.server.decoding.scorer import LmUnavailableError, WordLm
+from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.errors import InvalidFieldError, StreamConfigError
 from streamasr.server.events import Event, Final, Partial
-from streamasr.server.hotwords import Alphabet
-from streamasr.server.lm_decoder import LM_WINDOWS, BeamCtcDecoder, LookaheadBlend, log_softmax
-from streamasr.server.lm_scorer import LmUnavailableError, WordLm
-from streamasr.server.presets import Windows
-from streamasr.server.protocol import StartMessage, parse_text
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.decoding import DecoderSettings, DecodingOptions
+from streamasr.server.options.presets import Windows
+from streamasr.server.options.stream import StreamOptions
+from streamasr.server.protocol.fields import parse_decoding
+from streamasr.server.protocol.v1 import StartMessage, parse_text
+from streamasr.server.service.config import load_config
 
 from .service_util import read_mono
 

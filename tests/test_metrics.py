@@ -18,19 +18,19 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamasr.server.errors import ServerConfigError
-from streamasr.server.metrics import (
+from streamasr.server.inference.scheduler import Scheduler, SchedulerConfig
+from streamasr.server.service.metrics import (
     CONTENT_TYPE,
     MULTIPROC_ENV,
     ServiceMetrics,
     prepare_multiprocess_dir,
     worker_exited,
 )
-from streamasr.server.scheduler import Scheduler, SchedulerConfig
 
 from .metrics_util import Samples, metric, parse_exposition
 
 if TYPE_CHECKING:
-    from streamasr.server.engine import Engine
+    from streamasr.server.engine.engine import Engine
 
 
 def test_events_are_exported_under_prometheus_names() -> None:
@@ -134,8 +134,8 @@ def test_the_scheduler_is_followed_from_before_the_engine_was_attached() -> None
 WORKER = """
 import sys
 from types import SimpleNamespace
-from streamasr.server.metrics import ServiceMetrics
-from streamasr.server.scheduler import Scheduler
+from streamasr.server.service.metrics import ServiceMetrics
+from streamasr.server.inference.scheduler import Scheduler
 
 metrics = ServiceMetrics()
 engine = SimpleNamespace(

@@ -10,25 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamasr.server.config import ServerConfig, load_config
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.errors import (
     InvalidFieldError,
     ManifestError,
     ServerConfigError,
     StreamConfigError,
 )
-from streamasr.server.gate import GateConfig, VadGateConfig
+from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.manifest import read_manifest, write_manifest
-from streamasr.server.presets import Preset, StreamingSection, Windows, resolve_windows
-from streamasr.server.protocol import StartMessage, parse_text
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import (
+from streamasr.server.options.gate import GateConfig, VadGateConfig
+from streamasr.server.options.presets import Preset, StreamingSection, Windows, resolve_windows
+from streamasr.server.options.stream import (
     DEFAULT_HOP_S,
     DEFAULT_LEFT_S,
     DEFAULT_LOOKAHEAD_S,
     StreamOptions,
 )
+from streamasr.server.protocol.v1 import StartMessage, parse_text
+from streamasr.server.service.config import ServerConfig, load_config
 
 from .service_util import ServerThread, http_get, read_mono, server_config, stream_v1
 

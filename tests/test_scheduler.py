@@ -18,7 +18,7 @@ import pytest
 from numpy.typing import NDArray
 
 from streamasr.server.errors import InferenceError, SchedulerClosedError, SchedulerOverloadedError
-from streamasr.server.scheduler import Scheduler, SchedulerConfig, SchedulerStats
+from streamasr.server.inference.scheduler import Scheduler, SchedulerConfig, SchedulerStats
 
 from .timeouts import timeout
 
@@ -280,7 +280,7 @@ def test_a_failing_observer_is_logged_and_ignored(caplog: pytest.LogCaptureFixtu
             raise RuntimeError("observer bug")
 
     scheduler = Scheduler(EchoRunner(), SchedulerConfig(max_wait_ms=0))
-    with caplog.at_level(logging.ERROR, logger="streamasr.server.scheduler"), scheduler:
+    with caplog.at_level(logging.ERROR, logger="streamasr.server.inference.scheduler"), scheduler:
         scheduler.add_observer(Broken())
         assert scheduler.submit(window(7, 10)).result()[0, 0] == 7
     assert scheduler.stats.windows == 1

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from streamasr.server.engine import Engine
+from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import ModelStoreError
 
 from .service_util import (

@@ -19,12 +19,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from streamasr.server.config import ServerConfig, load_config
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import stream_array
 from streamasr.server.errors import ModelStoreError, ServerConfigError
-from streamasr.server.modelstore import ModelStore, cached_precisions, export_name
-from streamasr.server.offline import stream_array
-from streamasr.server.runtime import RuntimeConfig
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.service.config import ServerConfig, load_config
+from streamasr.server.service.modelstore import ModelStore, cached_precisions, export_name
 
 from .service_util import (
     Outcome,
@@ -43,7 +43,7 @@ def server_command() -> list[str]:
     script = Path(sys.executable).with_name("asr-server")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "streamasr.server.cli"]
+    return [sys.executable, "-m", "streamasr.server.app.cli"]
 
 
 class ServerProcess:
@@ -194,7 +194,7 @@ SERVING = (
     "        importlib.import_module(info.name)\n"
     "    except ImportError as exc:  # an optional extra (Triton) that is not installed\n"
     "        assert not (exc.name or '').startswith('streamasr'), exc\n"
-    "from streamasr.server.modelstore import export_name\n"
+    "from streamasr.server.service.modelstore import export_name\n"
     "assert export_name('base', None) == 'base'\n"
 )
 """Every module of the serving wing, and resolving an alias as ``--model base`` does."""

@@ -28,9 +28,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from streamasr.server import logsafety
-from streamasr.server.cli import JsonFormatter, LoopErrorHandler, setup_logging
-from streamasr.server.service import Service
+from streamasr.server.app.cli import JsonFormatter, setup_logging
+from streamasr.server.app.single import LoopErrorHandler
+from streamasr.server.service import logsafety
+from streamasr.server.service.service import Service
 
 from .service_util import ServerThread, http_get, metric, parse_exposition, server_config
 from .timeouts import timeout
@@ -235,7 +236,7 @@ def test_running_out_of_file_descriptors_logs_no_traceback_storm(
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-    argv = [sys.executable, "-m", "streamasr.server.cli", "--model", str(fixture_export)]
+    argv = [sys.executable, "-m", "streamasr.server.app.cli", "--model", str(fixture_export)]
     argv += ["--port", "0", "--device", "cpu", "--max-handshakes", "500"]
     with log_path.open("w") as log_file:
         process = subprocess.Popen(argv, stderr=log_file, preexec_fn=low_limit)  # noqa: PLW1509
@@ -351,7 +352,7 @@ def test_tokens_never_reach_the_log_at_debug(fixture_export: Path) -> None:
     assert TOKEN not in text
     assert "[redacted]" in text
     entries = [json.loads(line) for line in text.splitlines()]
-    sessions = [e for e in entries if e["logger"] == "streamasr.server.session"]
+    sessions = [e for e in entries if e["logger"] == "streamasr.server.service.session"]
     assert sessions and all(len(e.get("session", "")) >= 8 for e in sessions)
 
 

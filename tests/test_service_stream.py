@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.scoring import wer
-from streamasr.server.offline import stream_array, transcribe
+from streamasr.server.engine.offline import stream_array, transcribe
 
 from .service_util import (
     STOP,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from streamasr.server import clientjson, errors, http, protocol
-from streamasr.server.decoder import Hypothesis, Word
-from streamasr.server.events import Final, Lagging, Partial, Segment
-from streamasr.server.metrics import ServiceMetrics
-from streamasr.server.stream import StreamOptions
-from streamasr.server.vosk import VoskConfig, VoskEof, VoskReplies, parse_vosk_text
+from streamasr.server import errors
+from streamasr.server.events import Final, Hypothesis, Lagging, Partial, Segment, Word
+from streamasr.server.options.stream import StreamOptions
+from streamasr.server.protocol import clientjson, v1
+from streamasr.server.protocol.vosk import VoskConfig, VoskEof, VoskReplies, parse_vosk_text
+from streamasr.server.service import pages
+from streamasr.server.service.metrics import ServiceMetrics
 
 from .service_util import parse_exposition
 
@@ -21,11 +22,11 @@ from .service_util import parse_exposition
 
 
 def test_start_defaults_and_options() -> None:
-    start = protocol.parse_text('{"type": "start", "sample_rate": 44100.0}')
-    assert start == protocol.StartMessage(sample_rate=44100)
-    assert isinstance(start, protocol.StartMessage)
+    start = v1.parse_text('{"type": "start", "sample_rate": 44100.0}')
+    assert start == v1.StartMessage(sample_rate=44100)
+    assert isinstance(start, v1.StartMessage)
     assert start.audio_format().frame_bytes == 2
-    full = protocol.parse_text(
+    full = v1.parse_text(
         json.dumps(
             {
                 "type": "start",
@@ -40,11 +41,11 @@ def test_start_defaults_and_options() -> None:
             }
         )
     )
-    assert isinstance(full, protocol.StartMessage)
+    assert isinstance(full, v1.StartMessage)
     options = full.stream_options(StreamOptions())
     assert (options.endpoint_ms, options.max_segment_s) == (300, 10.0)
     assert full.audio_format().frame_bytes == 8
-    assert protocol.parse_text('{"type": "stop"}') == protocol.StopMessage()
+    assert v1.parse_text('{"type": "stop"}') == v1.StopMessage()
 
 
 @pytest.mark.parametrize(
@@ -71,15 +72,15 @@ def test_start_defaults_and_options() -> None:
 )
 def test_bad_text_messages(text: str, error: type[Exception]) -> None:
     with pytest.raises(error):
-        protocol.parse_text(text)
+        v1.parse_text(text)
 
 
 def test_out_of_range_stream_option_is_invalid_field() -> None:
-    start = protocol.parse_text('{"type": "start", "sample_rate": 16000, "max_segment_s": 500}')
-    assert isinstance(start, protocol.StartMessage)
+    start = v1.parse_text('{"type": "start", "sample_rate": 16000, "max_segment_s": 500}')
+    assert isinstance(start, v1.StartMessage)
     with pytest.raises(errors.StreamConfigError) as info:
         start.stream_options(StreamOptions())
-    assert protocol.error_spec(info.value).code == "invalid_field"
+    assert v1.error_spec(info.value).code == "invalid_field"
 
 
 def test_is_v1_message() -> None:
@@ -93,16 +94,14 @@ def test_is_v1_message() -> None:
 
 
 def test_every_service_error_has_one_documented_code() -> None:
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
-    for cls, spec in protocol.ERROR_TABLE.items():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "v1.md").read_text("utf-8")
+    for cls, spec in v1.ERROR_TABLE.items():
         assert f"`{spec.code}` | {spec.close} |" in docs, (cls, spec)
         assert cls.__name__ in docs or cls is errors.AsrError, cls
-    assert protocol.error_spec(errors.SessionTooLongError(3)) == protocol.ErrorSpec(
-        "session_too_long", 1008
-    )
-    assert protocol.error_spec(errors.ManifestError("x", "y")).code == "internal"
-    assert protocol.error_spec(ValueError("bug")) == protocol.INTERNAL
-    assert protocol.client_message(ValueError("secret path")) == "internal server error"
+    assert v1.error_spec(errors.SessionTooLongError(3)) == v1.ErrorSpec("session_too_long", 1008)
+    assert v1.error_spec(errors.ManifestError("x", "y")).code == "internal"
+    assert v1.error_spec(ValueError("bug")) == v1.INTERNAL
+    assert v1.client_message(ValueError("secret path")) == "internal server error"
 
 
 def _segment(index: int, text: str, start: float, end: float) -> Segment:
@@ -114,7 +113,7 @@ def _segment(index: int, text: str, start: float, end: float) -> Segment:
 
 def test_server_messages() -> None:
     partial = Partial(2, Hypothesis("HEL", "LO"), 3.04321)
-    assert protocol.partial_message(partial, 1.23456) == {
+    assert v1.partial_message(partial, 1.23456) == {
         "type": "partial",
         "segment": 2,
         "committed": "HEL",
@@ -122,12 +121,12 @@ def test_server_messages() -> None:
         "start": 1.235,
         "audio_end": 3.043,
     }
-    final = protocol.final_message(_segment(0, "A B", 0.0, 1.0), words=True)
+    final = v1.final_message(_segment(0, "A B", 0.0, 1.0), words=True)
     assert final["words"][1] == {"word": "B", "start": 0.1, "end": 0.15, "confidence": 0.9}
-    assert "words" not in protocol.final_message(_segment(0, "A", 0.0, 1.0), words=False)
-    assert protocol.lagging_message(Lagging(2.34567)) == {"type": "lagging", "lag_s": 2.346}
-    assert protocol.end_message(3.2) == {"type": "end", "audio_seconds": 3.2}
-    text = protocol.encode(protocol.ready_message("s", "m", "int8"))
+    assert "words" not in v1.final_message(_segment(0, "A", 0.0, 1.0), words=False)
+    assert v1.lagging_message(Lagging(2.34567)) == {"type": "lagging", "lag_s": 2.346}
+    assert v1.end_message(3.2) == {"type": "end", "audio_seconds": 3.2}
+    text = v1.encode(v1.ready_message("s", "m", "int8"))
     assert json.loads(text) == {
         "type": "ready",
         "protocol": 1,
@@ -196,18 +195,18 @@ def test_static_files_stay_in_their_folder(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "x.js").write_text("", encoding="utf-8")
     (tmp_path / ".hidden.js").write_text("", encoding="utf-8")
-    assert http.static_file(tmp_path, "index.html").status_code == 200
-    css = http.static_file(tmp_path, "style.css")
+    assert pages.static_file(tmp_path, "index.html").status_code == 200
+    css = pages.static_file(tmp_path, "style.css")
     assert css.headers["Content-Type"].startswith("text/css") and css.body == b"p {}"
     for name in ("sub/x.js", "../index.html", ".hidden.js", "index.htm", "", "a.py"):
-        assert http.static_file(tmp_path, name).status_code == 404, name
-    missing = http.static_file(tmp_path / "nowhere", "index.html")
+        assert pages.static_file(tmp_path, name).status_code == 404, name
+    missing = pages.static_file(tmp_path / "nowhere", "index.html")
     assert missing.status_code == 404 and b"index.html is missing" in missing.body
 
 
 def test_refusal_answers() -> None:
-    assert http.unavailable("busy", 1).headers["Retry-After"] == "1"
-    assert http.unauthorized().headers["WWW-Authenticate"].startswith("Bearer")
-    assert http.forbidden_origin("http://x").status_code == 403
-    health = http.health({"status": "loading"}, ready=False)
+    assert pages.unavailable("busy", 1).headers["Retry-After"] == "1"
+    assert pages.unauthorized().headers["WWW-Authenticate"].startswith("Bearer")
+    assert pages.forbidden_origin("http://x").status_code == 403
+    health = pages.health({"status": "loading"}, ready=False)
     assert health.status_code == 503 and json.loads(health.body) == {"status": "loading"}

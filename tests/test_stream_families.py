@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamasr.server.audio import AudioFormat
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.frontend import model_input
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.frontend import model_input
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.stream import StreamOptions
 
 from .tiny import TINY
 

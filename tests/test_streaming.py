@@ -15,14 +15,14 @@ import soundfile
 from numpy.typing import NDArray
 
 from bench.scoring import agreement, wer
-from streamasr.server.audio import AudioFormat
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import Transcript, frames, stream_array, transcribe
 from streamasr.server.errors import AudioDataError, StreamStateError
 from streamasr.server.events import Event, Final, Lagging, Partial, Segment
-from streamasr.server.offline import Transcript, frames, stream_array, transcribe
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.scheduler import SchedulerConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.inference.scheduler import SchedulerConfig
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.stream import StreamOptions
 
 log = logging.getLogger(__name__)
 

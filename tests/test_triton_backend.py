@@ -31,9 +31,8 @@ from tritonclient.utils import InferenceServerException
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from streamasr.server import triton_contract as tc
-from streamasr.server.config import load_config
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.offline import stream_array
 from streamasr.server.errors import (
     InferenceError,
     InferenceUnavailableError,
@@ -42,11 +41,12 @@ from streamasr.server.errors import (
     ServerConfigError,
     StreamConfigError,
 )
-from streamasr.server.inference import InferenceConfig
+from streamasr.server.inference import triton_contract as tc
+from streamasr.server.inference.config import InferenceConfig
+from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.inference.triton import TritonBackend
 from streamasr.server.manifest import read_manifest
-from streamasr.server.offline import stream_array
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.triton_backend import TritonBackend
+from streamasr.server.service.config import load_config
 
 from .service_util import (
     STOP,

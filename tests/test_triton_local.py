@@ -23,15 +23,11 @@ import pytest
 from numpy.typing import NDArray
 from tritonclient import grpc
 
-from streamasr.server import triton_contract as tc
+from streamasr.server.inference import triton_contract as tc
+from streamasr.server.inference.runtime import Runner, RuntimeConfig, load_runner
 from streamasr.server.manifest import Manifest, read_manifest
-from streamasr.server.runtime import Runner, RuntimeConfig, load_runner
-from streamasr.server.triton_local import (
-    find_python,
-    main,
-    model_spec,
-)
-from streamasr.server.triton_serve import OnnxCallable, ServeSpec
+from streamasr.server.triton.launcher import find_python, main, model_spec
+from streamasr.server.triton.serve import OnnxCallable, ServeSpec
 
 from .timeouts import timeout
 from .triton_util import free_ports, triton_command

@@ -23,7 +23,7 @@ from streamasr.export.triton_repository import (
     TritonRepositoryError,
     write_repository,
 )
-from streamasr.server import triton_contract as tc
+from streamasr.server.inference import triton_contract as tc
 from streamasr.server.manifest import Manifest, read_manifest, sha256_file
 
 from .tiny import TINY

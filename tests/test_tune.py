@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench import tune
-from streamasr.server.engine import Engine, EngineConfig
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.manifest import read_manifest
-from streamasr.server.presets import PRESET_NAMES, Windows
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import StreamOptions
+from streamasr.server.options.presets import PRESET_NAMES, Windows
+from streamasr.server.options.stream import StreamOptions
 
 
 def point(hop: float, wer: float, p95: float, compute: float) -> tune.Point:

@@ -10,31 +10,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import streamasr.server.gate as gate_module
-from streamasr.server.audio import AudioFormat
-from streamasr.server.engine import Engine, EngineConfig
-from streamasr.server.errors import StreamConfigError
-from streamasr.server.events import Final, Partial
-from streamasr.server.gate import (
-    RUN_QUANTUM_FRAMES,
+import streamasr.server.engine.gate as gate_module
+from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.gate import (
     EnergyGate,
     Gate,
-    GateConfig,
     GateRuns,
     Mask,
     Run,
-    VadGateConfig,
-    gate_config,
-    gate_kind,
     is_silent,
     window_run,
 )
+from streamasr.server.engine.offline import stream_array
+from streamasr.server.engine.vad import SileroGate, SileroVad, make_gate
+from streamasr.server.engine.windows import Window
+from streamasr.server.errors import StreamConfigError
+from streamasr.server.events import Final, Partial
+from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.manifest import InputSpec, read_manifest, sha256_file
-from streamasr.server.offline import stream_array
-from streamasr.server.runtime import RuntimeConfig
-from streamasr.server.stream import StreamOptions
-from streamasr.server.vad import SileroGate, SileroVad, make_gate
-from streamasr.server.windows import Window
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.gate import (
+    RUN_QUANTUM_FRAMES,
+    GateConfig,
+    VadGateConfig,
+    gate_config,
+    gate_kind,
+)
+from streamasr.server.options.stream import StreamOptions
 
 from .service_util import read_mono
 

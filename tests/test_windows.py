@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from streamasr.server.errors import ModelGeometryError, StreamConfigError
-from streamasr.server.manifest import InputSpec
-from streamasr.server.windows import (
+from streamasr.server.engine.windows import (
     SampleBuffer,
     SlidingWindower,
     WholeWindower,
     Window,
     WindowPlan,
 )
+from streamasr.server.errors import ModelGeometryError, StreamConfigError
+from streamasr.server.manifest import InputSpec
 
 WAVEFORM = InputSpec(
     kind="waveform",

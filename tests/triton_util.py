@@ -16,4 +16,4 @@ def triton_command() -> list[str]:
     script = Path(sys.executable).with_name("asr-triton")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "streamasr.server.triton_local"]
+    return [sys.executable, "-m", "streamasr.server.triton.launcher"]

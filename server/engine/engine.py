@@ -1,0 +1,120 @@
+"""The engine of one exported model: its manifest and the inference backend its streams share
+(onnxruntime in this process behind the batching scheduler, or a Triton pool)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamasr.server.decoding.factory import Decoders
+from streamasr.server.engine.stream import Clock, Stream, make_stream
+from streamasr.server.engine.vad import SileroVad
+from streamasr.server.inference.backend import InferenceBackend, open_backend
+from streamasr.server.inference.config import InferenceConfig
+from streamasr.server.inference.runtime import Runner, RuntimeConfig
+from streamasr.server.inference.scheduler import SchedulerConfig
+from streamasr.server.manifest import Manifest, read_manifest
+from streamasr.server.options.audio import AudioFormat
+from streamasr.server.options.decoding import DecoderSettings
+from streamasr.server.options.stream import StreamOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How one model is run: device, precision and threads, and how windows are batched."""
+
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    scheduler: SchedulerConfig | None = None
+    """None: the defaults, with one worker per ``intra_op_threads`` CPU cores on CPU (one
+    worker when onnxruntime may use every core) and one worker on CUDA."""
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    """Where windows run: ``local`` (the runtime and scheduler settings above) or a Triton pool
+    (no onnxruntime session in this process; ``scheduler.max_queue`` bounds its requests)."""
+    stream: StreamOptions | None = None
+    """The server's stream options, checked against the manifest when the model loads (an
+    unknown ``--preset`` or ``--gate silero`` without a VAD file fails the load, not each
+    session)."""
+    decoding: DecoderSettings = field(default_factory=DecoderSettings)
+    """Greedy, or beam search with an LM and hotwords (over the manifest's ``decoder``)."""
+
+
+class Engine:
+    """Loads a model folder (``asr-export`` output) and opens streams on it.
+
+    Use as a context manager, or call :meth:`close`: it runs what is queued and joins the
+    scheduler's threads.
+    """
+
+    def __init__(self, folder: Path | str, config: EngineConfig | None = None) -> None:
+        self.folder = Path(folder)
+        self.config = config or EngineConfig()
+        self.manifest: Manifest = read_manifest(self.folder)
+        self.runner: Runner
+        self.scheduler: InferenceBackend
+        """Where streams submit windows: the local batching scheduler or the Triton backend."""
+        self.runner, self.scheduler = open_backend(
+            self.folder,
+            self.manifest,
+            self.config.runtime,
+            self.config.scheduler,
+            self.config.inference,
+        )
+        self.vad: SileroVad | None = SileroVad.load(self.folder, self.manifest)
+        """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
+        self.decoders = Decoders(self.manifest, self.folder, self.config.decoding)
+        """Makes each stream's CTC decoder (loads the LM once)."""
+        if self.config.stream is not None:
+            self.stream(options=self.config.stream)  # raises what every session would
+        self.scheduler.start()
+
+    @property
+    def available(self) -> bool:
+        """Whether windows can run now (False while a Triton pool is unreachable)."""
+        return self.scheduler.available
+
+    def stream(
+        self,
+        fmt: AudioFormat | None = None,
+        options: StreamOptions | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> Stream:
+        """A new streaming recognition stream; ``clock`` measures its lag (tests fake it).
+        Without ``options``: the model's windows (its manifest's) and the ``auto`` gate."""
+        return make_stream(
+            self.manifest,
+            self.scheduler,
+            fmt or AudioFormat(),
+            options or StreamOptions.model_defaults(),
+            clock=clock,
+            vad=self.vad,
+            decoders=self.decoders,
+        )
+
+    def offline_stream(
+        self, fmt: AudioFormat | None = None, options: StreamOptions | None = None
+    ) -> Stream:
+        """A stream that decodes everything it is fed as one window at :meth:`Stream.finish`:
+        the full-context reference (endpointing still splits segments; no gate)."""
+        return make_stream(
+            self.manifest,
+            self.scheduler,
+            fmt or AudioFormat(),
+            options or StreamOptions(),
+            offline=True,
+            decoders=self.decoders,
+        )
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        self.decoders.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,390 @@
+"""Windows on a Triton Inference Server pool over gRPC (``--inference triton://HOST:PORT``).
+
+The backend owns one event loop in a thread of its own, on which every request runs as a
+coroutine of tritonclient's asyncio client (no thread per request):
+:meth:`TritonBackend.submit` hands a window to that loop with ``run_coroutine_threadsafe`` and
+returns the concurrent future, which streams block on or await exactly as the local scheduler's.
+One window per request (batch dimension 1): Triton's dynamic batcher merges the windows of all
+frontends. The request follows :mod:`.triton_contract`: the manifest's input name, FP32
+``[1, samples]`` or ``[1, frames, F]``; the manifest's output name, FP32 ``[1, frames, V]``.
+
+The pool's failures:
+
+* **Deadline**: a request, its retries included, gets ``timeout_s``; past it the window fails
+  with :class:`~.errors.InferenceUnavailableError`.
+* **Retries**: a request answered UNAVAILABLE is sent again up to ``retries`` times, after
+  ``retry_backoff_s``, doubling, within the deadline. When they run out the backend turns
+  unavailable at once (the watcher turns it back).
+* **Health**: a watcher probes server_ready and model_ready every ``health_interval_s``. While
+  the last probe failed, :attr:`TritonBackend.available` is False and :meth:`submit` raises
+  InferenceUnavailableError, so sessions in flight end with ``inference_unavailable`` (1013)
+  instead of hanging, and the service answers ``/healthz`` 503 and refuses new sessions. The
+  first good probe makes it available again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+import numpy as np
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
+
+from streamasr.server.arrays import Logits
+from streamasr.server.errors import (
+    InferenceError,
+    InferenceUnavailableError,
+    SchedulerClosedError,
+    SchedulerOverloadedError,
+)
+from streamasr.server.inference.config import InferenceConfig
+from streamasr.server.inference.runtime import choose_precision
+from streamasr.server.inference.scheduler import (
+    ModelInput,
+    SchedulerConfig,
+    SchedulerObserver,
+    SchedulerStats,
+)
+from streamasr.server.inference.triton_contract import MAX_BATCH_SIZE, WIRE_DATA_TYPE, model_name
+from streamasr.server.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "triton"
+"""What ``/healthz`` and the model info metric name as the provider."""
+MAX_MESSAGE_BYTES = 2**31 - 1
+"""gRPC message limit both ways (tritonclient's own default): an offline window can be long."""
+CHANNEL_ARGS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+"""gRPC reconnects within a second once the pool is back (its default backoff grows to 120 s)."""
+
+
+class TritonClient(Protocol):
+    """The calls of ``tritonclient.grpc.aio.InferenceServerClient`` the backend makes."""
+
+    async def infer(
+        self, model_name: str, inputs: list[Any], *, outputs: list[Any], client_timeout: float
+    ) -> Any: ...
+
+    async def is_server_ready(self, *, client_timeout: float) -> bool: ...
+
+    async def is_model_ready(self, model_name: str, *, client_timeout: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def connect(address: str) -> TritonClient:
+    """tritonclient's asyncio gRPC client of ``HOST:PORT`` (made on the backend's loop)."""
+    from tritonclient.grpc.aio import InferenceServerClient
+
+    client: TritonClient = InferenceServerClient(address, channel_args=CHANNEL_ARGS)
+    return client
+
+
+def open_triton(
+    manifest: Manifest, config: InferenceConfig, precision: str | None, max_queue: int
+) -> TritonBackend:
+    """The backend for ``manifest`` on ``config.url``; ``precision`` None resolves as on a CPU
+    frontend (int8, else fp32) and names the default model (``triton_contract.model_name``)."""
+    resolved = choose_precision(manifest, "cpu", precision)
+    model = config.triton_model or model_name(manifest.name, resolved)
+    return TritonBackend(
+        manifest.input.name,
+        manifest.output_name,
+        resolved,
+        config,
+        model=model,
+        max_queue=max_queue,
+    )
+
+
+class TritonBackend:
+    """Submits windows to Triton; an :class:`~.inference.InferenceBackend` and a
+    :class:`~.runtime.Runner` (``run`` submits a batch's windows and waits)."""
+
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        input_name: str,
+        output_name: str,
+        precision: str,
+        inference: InferenceConfig,
+        *,
+        model: str,
+        max_queue: int = 512,
+        client_factory: Callable[[], TritonClient] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``clock`` measures the deadlines and ``sleep`` waits between retries (tests fake
+        both); the health watcher waits ``inference.health_interval_s`` on the loop's clock."""
+        self.precision = precision
+        self.batched = MAX_BATCH_SIZE.get(precision, 1) > 1
+        """Triton merges this precision's requests (int8 runs one window at a time)."""
+        self.model = model
+        self.inference = inference
+        self.config = SchedulerConfig(max_batch=1, max_wait_ms=0.0, max_queue=max_queue)
+        self.thread_name = f"asr-triton-{id(self):x}"
+        self._input = input_name
+        self._output = output_name
+        self._factory = client_factory or (lambda: connect(inference.address))
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._inflight: set[Future[Logits]] = set()
+        self._available = False
+        self._problem: str | None = "not started"
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: TritonClient | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._stats = SchedulerStats()
+        self._observers: tuple[SchedulerObserver, ...] = ()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop, open the client and probe the pool once (it may be down: the
+        watcher keeps probing)."""
+        with self._lock:
+            if self._loop is not None or self._stopping:
+                return
+            loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=_run_loop, args=(loop,), name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+
+    def stop(self) -> None:
+        """Refuse new windows, let those in flight finish (their deadline bounds the wait),
+        close the client and join the loop's thread."""
+        with self._lock:
+            self._stopping = True
+            loop, thread, pending = self._loop, self._thread, list(self._inflight)
+            self._loop = None
+        if loop is None or thread is None:
+            return
+        concurrent.futures.wait(pending, timeout=self.inference.timeout_s + 1.0)
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(self.inference.timeout_s)
+        except TimeoutError:
+            log.warning("the Triton client did not close within %g s", self.inference.timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+
+    def __enter__(self) -> TritonBackend:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _open(self) -> None:
+        self._client = self._factory()
+        await self._probe()
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    @property
+    def problem(self) -> str | None:
+        return self._problem
+
+    @property
+    def queued(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def stats(self) -> SchedulerStats:
+        with self._lock:
+            return self._stats
+
+    def add_observer(self, observer: SchedulerObserver) -> SchedulerStats:
+        with self._lock:
+            self._observers = (*self._observers, observer)
+            _notify(observer.queue_changed, len(self._inflight))
+            return self._stats
+
+    def remove_observer(self, observer: SchedulerObserver) -> None:
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def submit(self, data: ModelInput) -> Future[Logits]:
+        with self._lock:
+            if self._stopping or self._loop is None:
+                raise SchedulerClosedError()
+            if not self._available:
+                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
+            if len(self._inflight) >= self.config.max_queue:
+                raise SchedulerOverloadedError(len(self._inflight))
+            future = asyncio.run_coroutine_threadsafe(self._infer(data), self._loop)
+            self._inflight.add(future)
+            self._queue_changed()
+        future.add_done_callback(self._answered)
+        return future
+
+    def run(self, batch: ModelInput) -> Logits:
+        """A batch's logits, one request per window (blocking; not from the backend's loop)."""
+        futures = [self.submit(window) for window in batch]
+        return np.stack([future.result() for future in futures])
+
+    def _answered(self, future: Future[Logits]) -> None:
+        with self._lock:
+            self._inflight.discard(future)
+            self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        """Tell the observers the depth (the caller holds the lock)."""
+        for observer in self._observers:
+            _notify(observer.queue_changed, len(self._inflight))
+
+    async def _infer(self, data: ModelInput) -> Logits:
+        """One window with retries on UNAVAILABLE, all within the deadline."""
+        started = self._clock()
+        deadline = started + self.inference.timeout_s
+        attempt = 0
+        while (remaining := deadline - self._clock()) > 0:
+            try:
+                logits = await asyncio.wait_for(self._call(data, remaining), remaining)
+            except TimeoutError:
+                break
+            except InferenceServerException as exc:
+                status = str(exc.status() or "")
+                if status.endswith("DEADLINE_EXCEEDED"):
+                    break
+                if not status.endswith("UNAVAILABLE"):
+                    raise InferenceError(f"Triton model {self.model}: {exc}") from None
+                if attempt >= self.inference.retries:
+                    self._set_problem(f"{exc.message()} ({attempt + 1} attempts)")
+                    raise InferenceUnavailableError(self.inference.url, exc.message()) from None
+                await self._sleep(self.inference.retry_backoff_s * 2**attempt)
+                attempt += 1
+                continue
+            self._finished(self._clock() - started)
+            return logits
+        problem = f"no reply within {self.inference.timeout_s:g} s"
+        raise InferenceUnavailableError(self.inference.url, problem)
+
+    async def _call(self, data: ModelInput, timeout: float) -> Logits:
+        batch = np.ascontiguousarray(data[np.newaxis], dtype=np.float32)
+        request = InferInput(self._input, list(batch.shape), WIRE_DATA_TYPE)
+        request.set_data_from_numpy(batch)
+        client = self._client
+        if client is None:
+            raise SchedulerClosedError()
+        result = await client.infer(
+            self.model,
+            [request],
+            outputs=[InferRequestedOutput(self._output)],
+            client_timeout=timeout,
+        )
+        logits = result.as_numpy(self._output)
+        if logits is None or logits.ndim != 3 or logits.shape[0] != 1:
+            shape = None if logits is None else logits.shape
+            raise InferenceError(f"Triton model {self.model} answered {self._output} {shape}")
+        return np.asarray(logits[0], dtype=np.float32)
+
+    def _finished(self, seconds: float) -> None:
+        with self._lock:
+            old = self._stats
+            sizes = dict(old.batch_sizes)
+            sizes[1] = sizes.get(1, 0) + 1
+            self._stats = SchedulerStats(
+                old.batches + 1, old.windows + 1, old.busy_s + seconds, sizes
+            )
+            for observer in self._observers:
+                _notify(observer.batch_finished, 1, seconds)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def probe(self) -> bool:
+        """Probe the pool now (blocking; the watcher does it every ``health_interval_s``)."""
+        loop = self._loop
+        if loop is None:
+            raise SchedulerClosedError()
+        return asyncio.run_coroutine_threadsafe(self._probe(), loop).result()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.inference.health_interval_s)
+            await self._probe()
+
+    async def _probe(self) -> bool:
+        """server_ready and model_ready within the deadline; records the outcome."""
+        client, timeout = self._client, self.inference.timeout_s
+        problem: str | None = None
+        try:
+            if client is None:
+                problem = "no client"
+            elif not await asyncio.wait_for(
+                client.is_server_ready(client_timeout=timeout), timeout
+            ):
+                problem = "the server is not ready"
+            elif not await asyncio.wait_for(
+                client.is_model_ready(self.model, client_timeout=timeout), timeout
+            ):
+                problem = f"model {self.model} is not ready"
+        except TimeoutError:
+            problem = f"no health reply within {timeout:g} s"
+        except InferenceServerException as exc:
+            problem = str(exc.message() or exc)
+        except Exception as exc:  # the pool's failures must not stop the watcher
+            problem = f"{type(exc).__name__}: {exc}"
+        self._set_problem(problem)
+        return problem is None
+
+    def _set_problem(self, problem: str | None) -> None:
+        """Record a probe's or a request's outcome; log changes only."""
+        with self._lock:
+            was_available, was_problem = self._available, self._problem
+            self._available = problem is None
+            self._problem = problem
+        if problem is None and not was_available:
+            log.info("Triton at %s serves %s", self.inference.url, self.model)
+        elif problem is not None and (was_available or problem != was_problem):
+            log.warning("Triton at %s is unavailable: %s", self.inference.url, problem)
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _notify(report: Callable[..., None], *args: float) -> None:
+    """Call an observer; its failure is logged and must not stop the backend."""
+    try:
+        report(*args)
+    except Exception:
+        log.exception("inference observer %r failed", report)

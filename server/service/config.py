@@ -1,0 +1,380 @@
+"""``ServerConfig``: every setting of ``asr-server`` in one frozen, validated object.
+
+Each setting is a flag and an environment variable (``--max-batch`` / ``ASR_MAX_BATCH``); the flag
+wins over the variable, the variable over the default. :func:`load_config` reads both and
+:class:`ServerConfig` checks every value, raising :class:`~.errors.ServerConfigError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from streamasr.server.constants import DEFAULT_PORT
+from streamasr.server.engine.engine import EngineConfig
+from streamasr.server.errors import ServerConfigError, StreamConfigError
+from streamasr.server.inference.config import InferenceConfig, default_workers
+from streamasr.server.inference.runtime import CPU, CUDA, Device, RuntimeConfig, resolve_device
+from streamasr.server.inference.scheduler import SchedulerConfig
+from streamasr.server.options.decoding import DEFAULT_HOTWORD_WEIGHT, DecoderSettings
+from streamasr.server.options.gate import GATE_KINDS, gate_config
+from streamasr.server.options.presets import PRESET_NAMES
+from streamasr.server.options.stream import (
+    DEFAULT_ENDPOINT_MS,
+    DEFAULT_HOP_S,
+    DEFAULT_LEFT_S,
+    DEFAULT_LOOKAHEAD_S,
+    DEFAULT_MAX_SEGMENT_S,
+    StreamOptions,
+)
+
+Precision = Literal["auto", "fp32", "fp16", "int8"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV_PREFIX = "ASR_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs: model, network, engine and limits."""
+
+    model: str
+    """An ``asr-export`` folder (with manifest.json), or an alias, hub id or checkpoint folder
+    exported on first start into ``models_dir``."""
+    models_dir: Path = Path("models")
+    """Where exports made on first start are cached."""
+    language: str | None = None
+    """Language code for multilingual adapters (exporting MMS)."""
+    precision: Precision = "auto"
+    """``auto``: fp16 on a GPU, int8 on CPU (and with ``inference`` on Triton: int8)."""
+    device: Device = "auto"
+    inference: str = "local"
+    """``local`` (onnxruntime in this process) or ``triton://HOST:PORT`` (a Triton pool over
+    gRPC; the model folder then needs only its manifest.json)."""
+    triton_model: str | None = None
+    """The Triton model; None: ``NAME-PRECISION`` of the manifest (see docs/triton.md)."""
+    triton_timeout_s: float = 5.0
+    """Deadline of one window's request to Triton, retries included."""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    """0 picks a free port (logged as ``listening on ws://HOST:PORT``)."""
+    left_s: float | None = None
+    hop_s: float | None = None
+    lookahead_s: float | None = None
+    """Window flags; None: the model's manifest defaults, else the built-in ones (precedence:
+    a session's preset > these flags or ``preset`` > the manifest > built-in;
+    server/options/presets.py)."""
+    preset: str | None = None
+    """A latency preset of the model's manifest for sessions that name none (not together with
+    the window flags)."""
+    gate: str = "auto"
+    """``none``, ``energy``, ``silero`` or ``auto`` (Silero when the export has its VAD file)."""
+    endpoint_ms: int = DEFAULT_ENDPOINT_MS
+    max_segment_s: float = DEFAULT_MAX_SEGMENT_S
+    threads: int = 1
+    """onnxruntime intra-op threads per scheduler worker (0: all cores, one worker)."""
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_queue: int = 512
+    """Windows waiting for inference, over all sessions; past it sessions end ``overloaded``."""
+    max_connections: int = 64
+    max_message_bytes: int = 1 << 20
+    idle_timeout_s: float = 30.0
+    min_audio_s: float = 0.5
+    """A session must deliver at least this much audio (seconds) in every ``min_audio_window_s``
+    of wall time after its first message, or it is closed like an idle one (0: no check)."""
+    min_audio_window_s: float = 10.0
+    max_handshakes: int = 32
+    """Connections that have not finished the websocket handshake; a new one past it aborts the
+    oldest (see server/service/transport.py)."""
+    handshake_timeout_s: float = 10.0
+    """Longest a connection may take to finish the websocket handshake."""
+    max_write_buffer_bytes: int = 1 << 20
+    """Outgoing bytes (messages and control frames) buffered for one peer; a peer that lets it
+    grow past this (it does not read) is disconnected."""
+    max_session_s: float = 3600.0
+    """Longest audio one session may stream (seconds of audio, not of wall clock)."""
+    auth_token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to open a websocket; empty: any. Requests without an Origin
+    header (non-browser clients) are always allowed."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    shutdown_timeout_s: float = 10.0
+    """On SIGTERM, how long sessions get to flush their finals before they are cut."""
+    workers: int = 1
+    """Frontend processes sharing the port, each with its own event loop and model session
+    (1: this process serves; see server/app/workers.py)."""
+    lm: Path | None = None
+    """KenLM file (ARPA or binary): beam search with it (docs/lm.md); None: the manifest's
+    ``decoder`` LM, else greedy decoding (or hotword-only beam search with ``hotwords``)."""
+    beam_width: int | None = None
+    lm_weight: float | None = None
+    word_score: float | None = None
+    """Beam search settings; None: the manifest's ``decoder`` section, else the defaults."""
+    hotwords: Path | None = None
+    """File of phrases to boost, one a line (``PHRASE<TAB>WEIGHT`` sets its own weight)."""
+    hotword_weight: float = DEFAULT_HOTWORD_WEIGHT
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    stream_options: StreamOptions = field(init=False, repr=False, compare=False)
+    """The per-stream defaults built from the window and endpoint settings."""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            _fail("model", self.model, "required (--model or ASR_MODEL)")
+        _choice("precision", self.precision, ("auto", "fp32", "fp16", "int8"))
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        _choice("log_level", self.log_level, LOG_LEVELS)
+        _choice("log_format", self.log_format, ("text", "json"))
+        _within("port", self.port, 0, 65535)
+        _within("threads", self.threads, 0, 256)
+        _within("max_connections", self.max_connections, 1, 100_000)
+        _within("max_message_bytes", self.max_message_bytes, 1024, 64 << 20)
+        _within("idle_timeout_s", self.idle_timeout_s, 0.1, 86_400)
+        _within("min_audio_s", self.min_audio_s, 0.0, 3600)
+        _within("min_audio_window_s", self.min_audio_window_s, 0.1, 86_400)
+        _within("max_handshakes", self.max_handshakes, 1, 100_000)
+        _within("handshake_timeout_s", self.handshake_timeout_s, 0.1, 3600)
+        _within("max_write_buffer_bytes", self.max_write_buffer_bytes, 64 << 10, 1 << 30)
+        _within("max_session_s", self.max_session_s, 1.0, 7 * 86_400)
+        _within("shutdown_timeout_s", self.shutdown_timeout_s, 0.0, 3600)
+        _within("workers", self.workers, 1, 256)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            _fail("tls_cert", self.tls_cert, "--tls-cert and --tls-key go together")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                _fail(name, str(path), "no such file")
+        if self.auth_token is not None and not self.auth_token.strip():
+            _fail("auth_token", "", "empty token")
+        _choice("gate", self.gate, GATE_KINDS)
+        if self.preset is not None:
+            _choice("preset", self.preset, PRESET_NAMES)
+        for name in ("lm", "hotwords"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                _fail(name, str(path), "no such file")
+        try:
+            options = self._stream_options()
+            self._scheduler_config()
+            self.inference_config()
+            self.decoder_settings()
+        except StreamConfigError as exc:
+            raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
+        object.__setattr__(self, "stream_options", options)
+
+    def _stream_options(self) -> StreamOptions:
+        windows = {"left_s": self.left_s, "hop_s": self.hop_s, "lookahead_s": self.lookahead_s}
+        given = {name: value for name, value in windows.items() if value is not None}
+        if given and self.preset is not None:
+            _fail(
+                "preset", self.preset, "a preset names whole windows: drop --left/--hop/--lookahead"
+            )
+        return StreamOptions(
+            left_s=DEFAULT_LEFT_S if self.left_s is None else self.left_s,
+            hop_s=DEFAULT_HOP_S if self.hop_s is None else self.hop_s,
+            lookahead_s=DEFAULT_LOOKAHEAD_S if self.lookahead_s is None else self.lookahead_s,
+            endpoint_ms=self.endpoint_ms,
+            max_segment_s=self.max_segment_s,
+            gate=gate_config(self.gate),
+            preset=self.preset,
+            from_model=frozenset(windows) - set(given),
+        )
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(
+            device=self.device,
+            precision=None if self.precision == "auto" else self.precision,
+            intra_op_threads=self.threads,
+        )
+
+    def engine_config(self) -> EngineConfig:
+        """The engine settings; the scheduler's worker count is the engine's default for the
+        device (needs onnxruntime to resolve ``auto``)."""
+        runtime = self.runtime_config()
+        provider = CUDA if resolve_device(self.device) == "cuda" else CPU
+        return EngineConfig(
+            runtime=runtime,
+            scheduler=self._scheduler_config(provider),
+            inference=self.inference_config(),
+            stream=self.stream_options,
+            decoding=self.decoder_settings(),
+        )
+
+    def decoder_settings(self) -> DecoderSettings:
+        return DecoderSettings(
+            self.lm,
+            self.beam_width,
+            self.lm_weight,
+            self.word_score,
+            self.hotwords,
+            self.hotword_weight,
+        )
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(
+            url=self.inference, triton_model=self.triton_model, timeout_s=self.triton_timeout_s
+        )
+
+    def _scheduler_config(self, provider: str = CPU) -> SchedulerConfig:
+        return SchedulerConfig(
+            max_batch=self.max_batch,
+            max_wait_ms=self.max_wait_ms,
+            max_queue=self.max_queue,
+            workers=default_workers(self.runtime_config(), provider),
+        )
+
+
+def _fail(name: str, value: object, problem: str) -> None:
+    raise ServerConfigError(_flag_name(name), value, problem)
+
+
+def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        _fail(name, value, f"one of {', '.join(allowed)}")
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not low <= value <= high:
+        _fail(name, value, f"allowed: {low:g} to {high:g}")
+
+
+# -- flags and environment ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Option:
+    field: str
+    flag: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("model", "--model", str, "asr-export folder, or alias / hub id / checkpoint folder"),
+    _Option("models_dir", "--models-dir", Path, "cache of exports made on first start"),
+    _Option("language", "--language", str, "language code when exporting MMS"),
+    _Option("precision", "--precision", str, "model file", ("auto", "fp32", "fp16", "int8")),
+    _Option("device", "--device", str, "inference device", ("auto", "cpu", "cuda")),
+    _Option("inference", "--inference", str, "local, or triton://HOST:PORT (a Triton pool)"),
+    _Option("triton_model", "--triton-model", str, "Triton model name (default NAME-PRECISION)"),
+    _Option("triton_timeout_s", "--triton-timeout", float, "seconds per Triton request"),
+    _Option("host", "--host", str, "interface to bind (0.0.0.0: all)"),
+    _Option("port", "--port", int, "TCP port (0: any free port)"),
+    _Option("left_s", "--left", float, "window left context, s (none: the model's)"),
+    _Option("hop_s", "--hop", float, "window hop, s: how often partials come (none: the model's)"),
+    _Option("lookahead_s", "--lookahead", float, "window lookahead, s (none: the model's)"),
+    _Option("preset", "--preset", str, "latency preset of the model's manifest", PRESET_NAMES),
+    _Option("gate", "--gate", str, "voice-activity gate (auto: silero if exported)", GATE_KINDS),
+    _Option("endpoint_ms", "--endpoint-ms", int, "silence that ends a segment, ms"),
+    _Option("max_segment_s", "--max-segment-s", float, "longest segment, seconds"),
+    _Option("threads", "--threads", int, "onnxruntime intra-op threads per worker"),
+    _Option("max_batch", "--max-batch", int, "most windows per inference call"),
+    _Option("max_wait_ms", "--max-wait-ms", float, "longest a window waits to fill a batch"),
+    _Option("max_queue", "--max-queue", int, "windows queued for inference, all sessions"),
+    _Option("max_connections", "--max-connections", int, "concurrent websocket sessions"),
+    _Option("max_message_bytes", "--max-message-bytes", int, "largest message (close 1009)"),
+    _Option("idle_timeout_s", "--idle-timeout", float, "seconds without a message (close 1001)"),
+    _Option("min_audio_s", "--min-audio", float, "audio seconds due per --min-audio-window (1001)"),
+    _Option("min_audio_window_s", "--min-audio-window", float, "seconds of wall time, see above"),
+    _Option("max_handshakes", "--max-handshakes", int, "connections still in their handshake"),
+    _Option("handshake_timeout_s", "--handshake-timeout", float, "seconds to finish the handshake"),
+    _Option("max_write_buffer_bytes", "--max-write-buffer", int, "outgoing bytes per peer (drop)"),
+    _Option("max_session_s", "--max-session-seconds", float, "audio seconds per session (1008)"),
+    _Option("auth_token", "--auth-token", str, "required bearer token (prefer ASR_AUTH_TOKEN)"),
+    _Option("allowed_origins", "--allowed-origins", _origins, "comma-separated browser origins"),
+    _Option("tls_cert", "--tls-cert", _optional_path, "PEM certificate (serve wss://)"),
+    _Option("tls_key", "--tls-key", _optional_path, "PEM private key"),
+    _Option("shutdown_timeout_s", "--shutdown-timeout", float, "seconds to flush on SIGTERM"),
+    _Option("workers", "--workers", int, "frontend processes on the port (Linux)"),
+    _Option("lm", "--lm", _optional_path, "KenLM file (ARPA/binary): beam search with it"),
+    _Option("beam_width", "--beam-width", int, "beams of the LM/hotword search (1 to 128)"),
+    _Option("lm_weight", "--lm-weight", float, "weight of the LM's log probabilities"),
+    _Option("word_score", "--word-score", float, "score added per word (beam search)"),
+    _Option("hotwords", "--hotwords", _optional_path, "file of phrases to boost, one a line"),
+    _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
+    _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
+    _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-server",
+        description="Streaming speech recognition over websockets (protocol v1 at /v1/stream, "
+        "Vosk clients at / and /vosk, /healthz, /metrics and a browser page at /). Every flag "
+        "has an ASR_* environment variable; the flag wins.",
+    )
+    defaults = {f.name: f.default for f in fields(ServerConfig) if f.init}
+    for option in OPTIONS:
+        default = defaults.get(option.field, MISSING)
+        if default is MISSING:
+            shown = "required"
+        elif isinstance(default, tuple):
+            shown = ",".join(default) or "any"
+        else:
+            shown = "none" if default is None else str(default)
+        choices = f" {{{','.join(option.choices)}}}" if option.choices else ""
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            default=None,
+            metavar=option.flag.lstrip("-").replace("-", "_").upper(),
+            help=f"{option.help}{choices} [{option.env}; default: {shown}]",
+        )
+    return parser
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Flags, then ``ASR_*`` variables, then defaults; raises ServerConfigError."""
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw: str | None = getattr(args, option.field)
+        source = option.flag
+        if raw is None and option.env in env:
+            raw, source = env[option.env], option.env
+        if raw is None:
+            continue
+        try:
+            value = option.parse(raw)
+        except ValueError:
+            raise ServerConfigError(source, raw, f"not a valid {option.parse.__name__}") from None
+        if option.choices is not None and value not in option.choices:
+            raise ServerConfigError(source, raw, f"one of {', '.join(option.choices)}")
+        values[option.field] = value
+    if "model" not in values:
+        raise ServerConfigError("--model", None, "required (or set ASR_MODEL)")
+    return ServerConfig(**values)
+
+
+def _flag_name(field_name: str) -> str:
+    for option in OPTIONS:
+        if option.field == field_name:
+            return option.flag
+    return field_name

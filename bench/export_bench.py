@@ -33,8 +33,8 @@ from numpy.typing import NDArray
 
 from streamasr.export.errors import ExportError
 from streamasr.export.random_checkpoint import load_architecture, save_random_checkpoint
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.engine.frontend import model_input
-from streamasr.server.manifest import SAMPLE_RATE
 
 from .export_profile import PROFILED, profile_split
 from .export_results import BenchOptions, ConfigResult, Workload

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from streamasr.server.manifest import PRECISIONS, SAMPLE_RATE
+from streamasr.server.constants import SAMPLE_RATE
+from streamasr.server.manifest import PRECISIONS
 
 from .export_results import Sample, Speed, Workload
 from .proc import own_cpu_s, system_cpu_ticks

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamasr.server.engine.gate import GateRuns, Mask, speech_mask
+from streamasr.server.engine.gate import GateRuns, JudgesInline, Mask, speech_mask
 from streamasr.server.engine.offline import transcribe
 from streamasr.server.engine.vad import SileroGate, SileroVad
 from streamasr.server.engine.windows import SlidingWindower, Window, WindowPlan
@@ -206,7 +206,7 @@ def measure_condition(
 
 
 @dataclass
-class SpanGate:
+class SpanGate(JudgesInline):
     """An oracle gate: it knows where the utterances lie (``pad`` samples of margin)."""
 
     spans: Sequence[tuple[int, int]]

@@ -139,8 +139,8 @@ def measure_capacity(
         figures: dict[str, Any] = {
             "seconds": plan.seconds,
             "budget_s": LATENCY_BUDGET_S,
-            "precision": e.runner.precision,
-            "provider": e.runner.provider,
+            "precision": e.scheduler.precision,
+            "provider": e.scheduler.provider,
             "layout": f"{layout.label}, max_batch {e.scheduler.config.max_batch}, "
             f"max_wait {e.scheduler.config.max_wait_ms:g} ms",
             "options": asdict(options),
@@ -185,7 +185,7 @@ def _ceilings(
     """The raw onnxruntime ceiling (CPU only; NaN elsewhere) into ``figures`` as
     ``ceiling_before`` (with the batched layout's beside it) or ``ceiling_after``."""
     ceiling = math.nan
-    if e.runner.provider == CPU:
+    if e.scheduler.provider == CPU:
         window = stream_capacity.steady_window(options)
         raw = stream_capacity.raw_ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
         ceiling = max(v["streams"] for v in raw.values())

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.engine.engine import Engine
 from streamasr.server.engine.offline import frames
 from streamasr.server.engine.stream import StreamStats
 from streamasr.server.events import Event, Final, Lagging, Partial
-from streamasr.server.manifest import SAMPLE_RATE
 from streamasr.server.options.audio import AudioFormat
 from streamasr.server.options.stream import StreamOptions
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.decoding.ctc import greedy_text
 from streamasr.server.engine.frontend import model_input
 from streamasr.server.engine.offline import read_audio
-from streamasr.server.manifest import SAMPLE_RATE, read_manifest
+from streamasr.server.manifest import read_manifest
 
 from .source import load_checkpoint
 

@@ -9,14 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamasr.server.manifest import (
-    FBANK_HOP,
-    FBANK_WINDOW,
-    SAMPLE_RATE,
-    InputSpec,
-    SourceInfo,
-    Vocabulary,
-)
+from streamasr.server.constants import SAMPLE_RATE
+from streamasr.server.manifest import FBANK_HOP, FBANK_WINDOW, InputSpec, SourceInfo, Vocabulary
 
 from .aliases import ALIASES, FINE_TUNED_SUGGESTION, PRETRAINED_ONLY
 from .errors import ModelNotFoundError, NoCtcHeadError, UnsupportedModelError

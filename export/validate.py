@@ -20,9 +20,10 @@ import jiwer
 import numpy as np
 from numpy.typing import NDArray
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.decoding.ctc import greedy_text
 from streamasr.server.engine.frontend import model_input
-from streamasr.server.manifest import SAMPLE_RATE, InputSpec, Vocabulary
+from streamasr.server.manifest import InputSpec, Vocabulary
 
 log = logging.getLogger(__name__)
 

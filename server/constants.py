@@ -21,3 +21,7 @@ ENCODINGS: Final[tuple[Encoding, ...]] = ("s16le", "f32le")
 
 MAX_CHANNELS: Final = 2
 """Interleaved channels a client may send (the server averages them to mono)."""
+
+
+SAMPLE_RATE = 16000
+"""Every served model takes 16 kHz mono audio."""

@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.errors import ManifestError, ModelFileError
 from streamasr.server.options.presets import StreamingSection
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-SAMPLE_RATE = 16000
-"""Every served model takes 16 kHz mono audio."""
 
 InputKind = Literal["waveform", "fbank"]
 Precision = Literal["fp32", "fp16", "int8"]

@@ -194,8 +194,9 @@ def test_live_captions_from_the_microphone(
     with open_page(browser, page_url(served, f"?token={TOKEN}")) as page:
         engine = served.engine
         shown = page.wait_for(f"{STATE}.model !== '…' && {STATE}", "the server's figures")
-        assert (shown["model"], shown["precision"], shown["provider"]) == (
-            engine.manifest.name, engine.runner.precision, engine.runner.provider)  # fmt: skip
+        backend = engine.scheduler
+        figures = (engine.manifest.name, backend.precision, backend.provider)
+        assert (shown["model"], shown["precision"], shown["provider"]) == figures
         assert "token=" not in page.evaluate("location.href")  # taken out of the address bar
         page.click("#toggle")
         seen: list[dict[str, Any]] = []

@@ -18,7 +18,8 @@ import pytest
 from numpy.typing import NDArray
 
 from streamasr.server.errors import InferenceError, SchedulerClosedError, SchedulerOverloadedError
-from streamasr.server.inference.scheduler import Scheduler, SchedulerConfig, SchedulerStats
+from streamasr.server.inference.scheduler import Scheduler, SchedulerConfig
+from streamasr.server.inference.stats import SchedulerStats
 
 from .timeouts import timeout
 

@@ -115,7 +115,7 @@ def test_end_reports_audio_seconds_and_words(server: ServerThread, tts_set: DevS
     assert outcome.of("end")[0]["audio_seconds"] == pytest.approx(samples.size / rate, abs=1e-3)
     ready = outcome.of("ready")[0]
     assert ready["protocol"] == 1 and ready["model"] == server.engine.manifest.name
-    assert ready["precision"] == server.engine.runner.precision
+    assert ready["precision"] == server.engine.scheduler.precision
     assert outcome.of("final"), outcome.messages
     for final in outcome.of("final"):
         words = final["words"]
@@ -193,7 +193,7 @@ def test_healthz_reports_the_model(server: ServerThread) -> None:
     body = reply.json()
     assert body["status"] == "ok"
     assert body["model"] == server.engine.manifest.name
-    assert body["precision"] == server.engine.runner.precision
+    assert body["precision"] == server.engine.scheduler.precision
     assert body["provider"] == "CPUExecutionProvider"
     assert body["sessions"] == 0
 

@@ -14,6 +14,7 @@ import pytest
 from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.engine.frontend import model_input
 from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.inference.scheduler import Scheduler
 from streamasr.server.options.audio import AudioFormat
 from streamasr.server.options.stream import StreamOptions
 
@@ -63,7 +64,9 @@ def test_batched_window_equals_window_alone(tiny_engine: Engine) -> None:
     ]
     futures = [tiny_engine.scheduler.submit(w) for w in windows]
     together = [f.result() for f in futures]
-    alone = [tiny_engine.runner.run(w[None])[0] for w in windows]
+    local = tiny_engine.scheduler
+    assert isinstance(local, Scheduler)
+    alone = [local.runner.run(w[None])[0] for w in windows]
     for a, b in zip(alone, together, strict=True):
         assert (
             a.shape

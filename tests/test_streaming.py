@@ -282,4 +282,4 @@ def test_engine_close_leaves_no_threads(fixture_export: Path) -> None:
     engine.close()
     names = {t.name for t in threading.enumerate()}
     assert not any(name.startswith(engine.scheduler.thread_name) for name in names)
-    assert engine.runner.precision == "int8"  # CPU default
+    assert engine.scheduler.precision == "int8"  # CPU default

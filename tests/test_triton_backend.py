@@ -493,8 +493,8 @@ def test_transcripts_through_triton_equal_the_local_backend(
         expected = run_sessions(local, audio)
     remote_config = server_config(fixture_export, precision=precision, inference=triton.url)
     with ServerThread(remote_config) as remote:
-        assert remote.engine.runner.provider == "triton"
-        assert remote.engine.runner.precision == precision
+        assert remote.engine.scheduler.provider == "triton"
+        assert remote.engine.scheduler.precision == precision
         health = http_get(remote.port, "/healthz")
         got = run_sessions(remote, audio)
         windows = remote.engine.scheduler.stats.windows
@@ -516,7 +516,7 @@ def test_a_remote_engine_opens_no_model_file(fixture_export: Path, tmp_path: Pat
     url = f"triton://127.0.0.1:{free_ports(1)[0]}"  # nothing listens: the pool is down
     config = EngineConfig(inference=InferenceConfig(url, timeout_s=1.0))
     with Engine(tmp_path, config) as engine:
-        assert engine.runner.precision == "int8"  # auto, as on a CPU frontend
+        assert engine.scheduler.precision == "int8"  # auto, as on a CPU frontend
         assert isinstance(engine.scheduler, TritonBackend)
         assert engine.scheduler.model == tc.model_name(engine.manifest.name, "int8")
         assert not engine.available

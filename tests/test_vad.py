@@ -16,6 +16,7 @@ from streamasr.server.engine.gate import (
     EnergyGate,
     Gate,
     GateRuns,
+    JudgesInline,
     Mask,
     Run,
     is_silent,
@@ -200,7 +201,7 @@ def test_decisions_do_not_depend_on_how_far_the_vad_ran(engine: Engine, speech: 
         np.testing.assert_array_equal(one_by_one.speech_frames(window), ahead.speech_frames(window))
 
 
-class MaskGate:
+class MaskGate(JudgesInline):
     """A gate that marks the frames it is told to (local frames of every window)."""
 
     def __init__(self, *marked: int) -> None:

@@ -121,11 +121,11 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-async def complete_off_loop(decoder: object, complete: Callable[[_T], _R], item: _T) -> _R:
+async def complete_off_loop(decoder: CtcDecoder, complete: Callable[[_T], _R], item: _T) -> _R:
     """``complete(item)``, in the decoder's executor when it has one (beam search: CPU work per
     window), else inline (greedy: cheaper than a thread hop). The stream awaits it before its
     next window, so each stream has at most one window in the pool."""
-    executor: Executor | None = getattr(decoder, "executor", None)
+    executor = decoder.executor
     if executor is None:
         return complete(item)
     return await asyncio.get_running_loop().run_in_executor(executor, complete, item)

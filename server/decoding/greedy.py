@@ -12,6 +12,7 @@ logits, not labels; endpointing reads the greedy labels itself (:mod:`.endpoint`
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +35,10 @@ class DecodedSegment:
 
 class CtcDecoder(Protocol):
     """A stream's decoder: commits frames in order, reports the running hypothesis."""
+
+    executor: Executor | None
+    """Where :meth:`advance` should run: a thread pool when it costs real CPU per window (beam
+    search), None when it is cheaper inline than a thread hop (greedy)."""
 
     def advance(self, kept: Logits, lookahead: Logits) -> Hypothesis:
         """Commit ``kept`` (the next frames of the stream); ``lookahead`` follows them."""
@@ -81,6 +86,7 @@ class GreedyCtcDecoder:
     def __init__(self, vocab: Vocabulary, frame_seconds: float) -> None:
         self.vocab = vocab
         self.frame_seconds = frame_seconds
+        self.executor: Executor | None = None
         self._text_ids = letter_ids(vocab)
         self._frame = 0
         """Global index of the next frame to commit."""

@@ -13,8 +13,8 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.errors import AudioDataError
-from streamasr.server.manifest import SAMPLE_RATE
 from streamasr.server.options.audio import AudioFormat
 
 AudioFrame = NDArray[np.float32]

@@ -13,7 +13,7 @@ from streamasr.server.engine.stream import Clock, Stream, make_stream
 from streamasr.server.engine.vad import SileroVad
 from streamasr.server.inference.backend import InferenceBackend, open_backend
 from streamasr.server.inference.config import InferenceConfig
-from streamasr.server.inference.runtime import Runner, RuntimeConfig
+from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.inference.scheduler import SchedulerConfig
 from streamasr.server.manifest import Manifest, read_manifest
 from streamasr.server.options.audio import AudioFormat
@@ -53,16 +53,14 @@ class Engine:
         self.folder = Path(folder)
         self.config = config or EngineConfig()
         self.manifest: Manifest = read_manifest(self.folder)
-        self.runner: Runner
-        self.scheduler: InferenceBackend
-        """Where streams submit windows: the local batching scheduler or the Triton backend."""
-        self.runner, self.scheduler = open_backend(
+        self.scheduler: InferenceBackend = open_backend(
             self.folder,
             self.manifest,
             self.config.runtime,
             self.config.scheduler,
             self.config.inference,
         )
+        """Where streams submit windows: the local batching scheduler or the Triton backend."""
         self.vad: SileroVad | None = SileroVad.load(self.folder, self.manifest)
         """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
         self.decoders = Decoders(self.manifest, self.folder, self.config.decoding)

@@ -25,7 +25,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from streamasr.server.manifest import FBANK_HOP, FBANK_WINDOW, SAMPLE_RATE
+from streamasr.server.constants import SAMPLE_RATE
+from streamasr.server.manifest import FBANK_HOP, FBANK_WINDOW
 
 FbankArray = NDArray[np.float32]
 """(frames, num_mel_bins * stack_stride) features of one utterance."""

@@ -69,9 +69,25 @@ class Run:
 class Gate(Protocol):
     """A per-stream voice-activity decision over windows, called on every window in order."""
 
+    prepares: bool
+    """Whether :meth:`prepare` does real work (a model run) that belongs off the event loop."""
+
+    def prepare(self, windows: list[Window]) -> None:
+        """Get ready to judge ``windows`` (the next ones, in order); blocking."""
+        ...
+
     def speech_frames(self, window: Window) -> Mask:
         """Which of the window's ``num_frames`` output frames may hold speech."""
         ...
+
+
+class JudgesInline:
+    """For gates that judge each window as it comes (nothing to :meth:`~Gate.prepare`)."""
+
+    prepares = False
+
+    def prepare(self, windows: list[Window]) -> None:
+        """Nothing to prepare."""
 
 
 def is_silent(gate: Gate, window: Window) -> bool:
@@ -99,7 +115,7 @@ def speech_mask(window: Window, spans: Iterable[tuple[int, int]], pad: int, stri
     return mask
 
 
-class EnergyGate:
+class EnergyGate(JudgesInline):
     """Per-stream energy gate over windows (see the module docstring)."""
 
     def __init__(self, config: GateConfig, stride: int, sample_rate: int) -> None:

@@ -198,9 +198,9 @@ class Stream:
     async def _run_async(self, windows: list[Window]) -> list[Event]:
         events: list[Event] = []
         with self._failing():
-            prepare = getattr(self._gate.gate, "prepare", None)
-            if prepare is not None and windows:  # the VAD runs off the event loop
-                await asyncio.to_thread(prepare, windows)
+            gate = self._gate.gate
+            if gate is not None and gate.prepares and windows:  # the VAD runs off the loop
+                await asyncio.to_thread(gate.prepare, windows)
             for window in windows:
                 self._submit(window)
                 while len(self._pending) > self.options.max_inflight:

@@ -104,6 +104,8 @@ class SileroGate:
         self._marks: dict[int, NDArray[np.float32]] = {}
         """State after the last whole frame of each window advanced but not yet judged."""
 
+    prepares = True
+
     @property
     def probabilities(self) -> list[tuple[int, float]]:
         return list(self._probs)

@@ -23,19 +23,22 @@ from typing import Protocol
 
 from streamasr.server.arrays import Logits
 from streamasr.server.inference.config import InferenceConfig, default_workers
-from streamasr.server.inference.runtime import Runner, RuntimeConfig, load_runner
-from streamasr.server.inference.scheduler import (
-    ModelInput,
-    Scheduler,
-    SchedulerConfig,
-    SchedulerObserver,
-    SchedulerStats,
-)
+from streamasr.server.inference.runtime import RuntimeConfig, load_runner
+from streamasr.server.inference.scheduler import ModelInput, Scheduler, SchedulerConfig
+from streamasr.server.inference.stats import SchedulerObserver, SchedulerStats
 from streamasr.server.manifest import Manifest
 
 
 class InferenceBackend(Protocol):
     """What streams, the engine and the service's metrics need from where the model runs."""
+
+    @property
+    def precision(self) -> str:
+        """The model file that runs (``fp32``, ``fp16``, ``int8``)."""
+
+    @property
+    def provider(self) -> str:
+        """Where it runs: an onnxruntime provider, or ``triton``."""
 
     @property
     def config(self) -> SchedulerConfig:
@@ -81,6 +84,14 @@ class LocalScheduler(Scheduler):
     """The embedded backend: the batching scheduler over an onnxruntime runner."""
 
     @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    @property
+    def provider(self) -> str:
+        return self.runner.provider
+
+    @property
     def available(self) -> bool:
         return True
 
@@ -95,16 +106,15 @@ def open_backend(
     runtime: RuntimeConfig,
     scheduler: SchedulerConfig | None,
     inference: InferenceConfig,
-) -> tuple[Runner, InferenceBackend]:
-    """The runner (what runs a batch; its ``precision`` and ``provider`` name the model) and the
-    backend streams submit to, not started. A remote backend opens no onnxruntime session and
+) -> InferenceBackend:
+    """The backend streams submit to (its ``precision`` and ``provider`` name the model), not
+    started. A remote backend opens no onnxruntime session and
     needs no ONNX file: the manifest is enough."""
     if inference.remote:
         from streamasr.server.inference.triton import open_triton
 
         max_queue = (scheduler or SchedulerConfig()).max_queue
-        backend = open_triton(manifest, inference, runtime.precision, max_queue)
-        return backend, backend
+        return open_triton(manifest, inference, runtime.precision, max_queue)
     runner = load_runner(folder, manifest, runtime)
     config = scheduler or SchedulerConfig(workers=default_workers(runtime, runner.provider))
-    return runner, LocalScheduler(runner, config)
+    return LocalScheduler(runner, config)

@@ -25,10 +25,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +39,7 @@ from streamasr.server.errors import (
     StreamConfigError,
 )
 from streamasr.server.inference.runtime import Runner
+from streamasr.server.inference.stats import SchedulerObserver, SchedulerStats, StatsRecorder
 
 log = logging.getLogger(__name__)
 
@@ -79,34 +79,6 @@ class _Request:
     arrival: float
 
 
-@dataclass(frozen=True)
-class SchedulerStats:
-    """Counts since start, as one consistent snapshot."""
-
-    batches: int = 0
-    """Runner calls that returned logits (failed calls are not counted)."""
-    windows: int = 0
-    """Windows in those calls."""
-    busy_s: float = 0.0
-    """Seconds spent inside the runner."""
-    batch_sizes: Mapping[int, int] = field(default_factory=dict)
-    """Batches by their number of windows."""
-
-
-class SchedulerObserver(Protocol):
-    """Told what the scheduler does, from its worker threads and from :meth:`Scheduler.submit`.
-
-    Calls are made under the scheduler's locks: keep them short and never call back into the
-    scheduler. An exception is logged and otherwise ignored.
-    """
-
-    def batch_finished(self, windows: int, seconds: float) -> None:
-        """A runner call returned logits for ``windows`` windows after ``seconds``."""
-
-    def queue_changed(self, queued: int) -> None:
-        """``queued`` windows wait for inference now."""
-
-
 class Scheduler:
     """Batches windows of many streams onto one runner (one onnxruntime session)."""
 
@@ -122,9 +94,7 @@ class Scheduler:
         self._clock = clock
         """Times arrivals and batch deadlines (tests pass a fake one; waits still sleep in real
         time up to the deadline the clock gives)."""
-        self._stats_lock = threading.Lock()
-        self._stats = SchedulerStats()
-        self._observers: tuple[SchedulerObserver, ...] = ()
+        self._recorder = StatsRecorder()
         self._cond = threading.Condition()
         self._groups: OrderedDict[tuple[int, ...], deque[_Request]] = OrderedDict()
         """Waiting requests by input shape; a group's position is that of its oldest request."""
@@ -174,22 +144,16 @@ class Scheduler:
     @property
     def stats(self) -> SchedulerStats:
         """The counts so far (a snapshot: it does not change afterwards)."""
-        with self._stats_lock:
-            return self._stats
+        return self._recorder.stats
 
     def add_observer(self, observer: SchedulerObserver) -> SchedulerStats:
         """Report every later batch and queue change to ``observer``; returns the counts so far,
         to which exactly the batches reported afterwards add up."""
-        with self._stats_lock:
-            self._observers = (*self._observers, observer)
-            stats = self._stats
         with self._cond:
-            _notify(observer.queue_changed, self._queued)
-        return stats
+            return self._recorder.add_observer(observer, self._queued)
 
     def remove_observer(self, observer: SchedulerObserver) -> None:
-        with self._stats_lock:
-            self._observers = tuple(o for o in self._observers if o is not observer)
+        self._recorder.remove_observer(observer)
 
     def submit(self, data: ModelInput) -> Future[NDArray[np.float32]]:
         """Queue one window's input; the future gets its (frames, vocab) logits."""
@@ -253,8 +217,7 @@ class Scheduler:
 
     def _queue_changed(self) -> None:
         """Tell the observers the queue's depth (the caller holds ``_cond``)."""
-        for observer in self._observers:
-            _notify(observer.queue_changed, self._queued)
+        self._recorder.queue_changed(self._queued)
 
     def _run(self, batch: list[_Request]) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
@@ -274,27 +237,6 @@ class Scheduler:
             for request in live:
                 request.future.set_exception(error)
             return
-        self._count(len(live), time.perf_counter() - started)
+        self._recorder.batch_finished(len(live), time.perf_counter() - started)
         for request, row in zip(live, logits, strict=True):
             request.future.set_result(row)
-
-    def _count(self, windows: int, seconds: float) -> None:
-        """Add a finished batch to the counts and tell the observers (before the results go
-        out, so a stream that has its logits sees them counted)."""
-        with self._stats_lock:
-            old = self._stats
-            sizes = dict(old.batch_sizes)
-            sizes[windows] = sizes.get(windows, 0) + 1
-            self._stats = SchedulerStats(
-                old.batches + 1, old.windows + windows, old.busy_s + seconds, sizes
-            )
-            for observer in self._observers:
-                _notify(observer.batch_finished, windows, seconds)
-
-
-def _notify(report: Callable[..., None], *args: float) -> None:
-    """Call an observer's method; its failure is logged and must not stop the scheduler."""
-    try:
-        report(*args)
-    except Exception:
-        log.exception("scheduler observer %r failed", report)

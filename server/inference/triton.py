@@ -46,12 +46,8 @@ from streamasr.server.errors import (
 )
 from streamasr.server.inference.config import InferenceConfig
 from streamasr.server.inference.runtime import choose_precision
-from streamasr.server.inference.scheduler import (
-    ModelInput,
-    SchedulerConfig,
-    SchedulerObserver,
-    SchedulerStats,
-)
+from streamasr.server.inference.scheduler import ModelInput, SchedulerConfig
+from streamasr.server.inference.stats import SchedulerObserver, SchedulerStats, StatsRecorder
 from streamasr.server.inference.triton_contract import MAX_BATCH_SIZE, WIRE_DATA_TYPE, model_name
 from streamasr.server.manifest import Manifest
 
@@ -152,8 +148,7 @@ class TritonBackend:
         self._thread: threading.Thread | None = None
         self._client: TritonClient | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._stats = SchedulerStats()
-        self._observers: tuple[SchedulerObserver, ...] = ()
+        self._recorder = StatsRecorder()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -222,18 +217,14 @@ class TritonBackend:
 
     @property
     def stats(self) -> SchedulerStats:
-        with self._lock:
-            return self._stats
+        return self._recorder.stats
 
     def add_observer(self, observer: SchedulerObserver) -> SchedulerStats:
         with self._lock:
-            self._observers = (*self._observers, observer)
-            _notify(observer.queue_changed, len(self._inflight))
-            return self._stats
+            return self._recorder.add_observer(observer, len(self._inflight))
 
     def remove_observer(self, observer: SchedulerObserver) -> None:
-        with self._lock:
-            self._observers = tuple(o for o in self._observers if o is not observer)
+        self._recorder.remove_observer(observer)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -263,8 +254,7 @@ class TritonBackend:
 
     def _queue_changed(self) -> None:
         """Tell the observers the depth (the caller holds the lock)."""
-        for observer in self._observers:
-            _notify(observer.queue_changed, len(self._inflight))
+        self._recorder.queue_changed(len(self._inflight))
 
     async def _infer(self, data: ModelInput) -> Logits:
         """One window with retries on UNAVAILABLE, all within the deadline."""
@@ -313,15 +303,7 @@ class TritonBackend:
         return np.asarray(logits[0], dtype=np.float32)
 
     def _finished(self, seconds: float) -> None:
-        with self._lock:
-            old = self._stats
-            sizes = dict(old.batch_sizes)
-            sizes[1] = sizes.get(1, 0) + 1
-            self._stats = SchedulerStats(
-                old.batches + 1, old.windows + 1, old.busy_s + seconds, sizes
-            )
-            for observer in self._observers:
-                _notify(observer.batch_finished, 1, seconds)
+        self._recorder.batch_finished(1, seconds)
 
     # -- health -----------------------------------------------------------------------------------
 
@@ -380,11 +362,3 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def _notify(report: Callable[..., None], *args: float) -> None:
-    """Call an observer; its failure is logged and must not stop the backend."""
-    try:
-        report(*args)
-    except Exception:
-        log.exception("inference observer %r failed", report)

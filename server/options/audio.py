@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamasr.server.constants import MAX_CHANNELS, Encoding
+from streamasr.server.constants import MAX_CHANNELS, SAMPLE_RATE, Encoding
 from streamasr.server.errors import AudioFormatError
-from streamasr.server.manifest import SAMPLE_RATE
 
 MIN_RATE = 8_000
 

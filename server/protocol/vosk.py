@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Final as FinalConst
 from typing import TypeAlias
 
+from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.errors import InvalidFieldError, UnknownMessageError, echo
 from streamasr.server.events import Event, Final, Partial, Segment
-from streamasr.server.manifest import SAMPLE_RATE
 from streamasr.server.options.decoding import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 from streamasr.server.protocol.clientjson import JsonObject, parse_json_object
 from streamasr.server.protocol.v1 import parse_sample_rate

@@ -232,7 +232,7 @@ class ServiceMetrics:
 
     def attach_engine(self, engine: Engine) -> None:
         """The model is loaded: name it and follow its scheduler from now on."""
-        runner = engine.runner
+        runner = engine.scheduler
         self.model_info.labels(
             model=engine.manifest.name, precision=runner.precision, provider=runner.provider
         ).set(1)

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from streamasr.server.protocol.admission import Refusal
 from streamasr.server.service import metrics
 
 StaticFolder: TypeAlias = Traversable
@@ -163,3 +164,14 @@ def not_found(path: str) -> Response:
         f"not found: {path} (websocket: /v1/stream, /vosk, /; http: /, /healthz, /metrics, "
         "/static/NAME)",
     )
+
+
+def refusal(refused: Refusal) -> Response:
+    """The HTTP answer to a refused upgrade (:func:`~streamasr.server.protocol.admission.admit`)."""
+    if refused.kind == "not_found":
+        return not_found(refused.reason)
+    if refused.kind == "unauthorized":
+        return unauthorized()
+    if refused.kind == "forbidden_origin":
+        return forbidden_origin(refused.reason)
+    return unavailable(refused.reason, refused.retry_after_s or 1)

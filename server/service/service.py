@@ -12,34 +12,33 @@ loaded in a thread while the port already answers, so ``/healthz`` says 503 unti
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
 
-from streamasr.server.constants import PROTOCOL_VERSION, V1_PATH
+from streamasr.server.constants import PROTOCOL_VERSION
 from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import AsrError
 from streamasr.server.inference.runtime import resolve_device
 from streamasr.server.options.presets import PRESET_NAMES
+from streamasr.server.protocol.admission import ServerState, Upgrade, admit, mode_of
 from streamasr.server.service import pages
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.metrics import ServiceMetrics
 from streamasr.server.service.modelstore import ModelStore
 from streamasr.server.service.pages import StaticFolder
-from streamasr.server.service.session import Mode, Session, SessionContext
+from streamasr.server.service.session import Session, SessionContext
 from streamasr.server.service.transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 
 log = logging.getLogger(__name__)
 
-WS_PATHS: dict[str, Mode] = {V1_PATH: "v1", "/vosk": "vosk", "/": "auto"}
 MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024
@@ -47,8 +46,6 @@ WRITE_LIMIT = 64 * 1024
 HealthView = Callable[[dict[str, Any], bool], tuple[dict[str, Any], bool]]
 """What ``/healthz`` answers, from this service's :meth:`Service.status` and readiness (a
 worker of ``--workers`` answers for all of them: :mod:`.worker_table`)."""
-RETRY_LOADING_S = 5
-RETRY_FULL_S = 1
 ABORT_GRACE_S = 0.5
 """After the shutdown deadline: how long closing handshakes may take before every connection
 still open is aborted (so shutdown ends within ``--shutdown-timeout`` + 1 s)."""
@@ -169,8 +166,8 @@ class Service:
         log.info(
             "model ready: %s (%s on %s)",
             engine.manifest.name,
-            engine.runner.precision,
-            engine.runner.provider,
+            engine.scheduler.precision,
+            engine.scheduler.provider,
         )
         if self._server is not None and self._accept_when_loaded:
             await self._server.start_serving()
@@ -279,7 +276,7 @@ class Service:
             return pages.head(self._http(url.path))
         if not upgrade:
             return self._http(url.path)
-        refusal = self._refusal(connection, request, url.path, url.query)
+        refusal = self._refusal(request, url.path, url.query)
         if refusal is not None:
             self.metrics.upgrade_rejected(refusal.status_code)
             return refusal
@@ -301,40 +298,26 @@ class Service:
             return pages.static_file(self._static, path.removeprefix("/static/"))
         return pages.not_found(path)
 
-    def _refusal(
-        self, connection: ServerConnection, request: Request, path: str, query: str
-    ) -> Response | None:
-        if path not in WS_PATHS:
-            return pages.not_found(path)
-        if self.config.auth_token is not None and not self._authorized(request, query):
-            return pages.unauthorized()
-        origin = request.headers.get("Origin")
-        allowed = self.config.allowed_origins
-        if origin is not None and allowed and "*" not in allowed and origin not in allowed:
-            return pages.forbidden_origin(origin)
-        if self._draining:
-            return pages.unavailable("the server is shutting down", RETRY_LOADING_S)
-        if self.engine is None:
-            reason = "the model failed to load" if self.load_error else "the model is loading"
-            return pages.unavailable(reason, RETRY_LOADING_S)
-        if not self.engine.available:  # a Triton pool that is down: see docs/triton.md
-            return pages.unavailable("the inference pool is unavailable", RETRY_FULL_S)
+    def _refusal(self, request: Request, path: str, query: str) -> Response | None:
         self._admitted = {c for c in self._admitted if not c.transport.is_closing()}
-        if len(self._admitted) >= self.config.max_connections:
-            return pages.unavailable(
-                f"at capacity ({self.config.max_connections} connections)", RETRY_FULL_S
-            )
-        return None
-
-    def _authorized(self, request: Request, query: str) -> bool:
-        token = self.config.auth_token or ""
-        given: list[str] = []
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            given.append(value.strip())
-        given += parse_qs(query).get("token", [])
-        return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
+        upgrade = Upgrade(
+            path,
+            query,
+            request.headers.get("Authorization", ""),
+            request.headers.get("Origin"),
+        )
+        state = ServerState(
+            auth_token=self.config.auth_token,
+            allowed_origins=tuple(self.config.allowed_origins),
+            draining=self._draining,
+            loaded=self.engine is not None,
+            load_failed=self.load_error is not None,
+            available=self.engine is not None and self.engine.available,
+            open_sessions=len(self._admitted),
+            max_connections=self.config.max_connections,
+        )
+        refusal = admit(upgrade, state)
+        return None if refusal is None else pages.refusal(refusal)
 
     def status(self) -> dict[str, Any]:
         """This service's ``/healthz`` payload."""
@@ -352,8 +335,8 @@ class Service:
             "sessions": len(self._sessions),
             "max_connections": self.config.max_connections,
             "model": engine.manifest.name if engine else None,
-            "precision": engine.runner.precision if engine else None,
-            "provider": engine.runner.provider if engine else None,
+            "precision": engine.scheduler.precision if engine else None,
+            "provider": engine.scheduler.provider if engine else None,
             **self._presets(engine),
         }
         if self.load_error is not None:
@@ -384,7 +367,7 @@ class Service:
             return
         path = urlsplit(ws.request.path).path if ws.request is not None else "/"
         context = SessionContext(engine, self.config, self.metrics, self._stopping)
-        session = Session(ws, context, WS_PATHS.get(path, "auto"))
+        session = Session(ws, context, mode_of(path))
         self._sessions[task] = session
         self.served += 1
         self._changed()

@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from streamasr.server.engine.engine import Engine
 from streamasr.server.engine.stream import Stream
 from streamasr.server.errors import MessageTooBigError
+from streamasr.server.protocol.admission import Mode, first_dialect
 from streamasr.server.protocol.clientjson import is_v1_message
 from streamasr.server.protocol.conversation import (
     Action,
@@ -50,7 +51,6 @@ from streamasr.server.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["v1", "vosk", "auto"]
 """``auto`` (the root path): v1 when the first message is a JSON object with a ``type``."""
 
 
@@ -89,9 +89,7 @@ class Session:
         self.mode: Mode = mode
         self.id = uuid.uuid4().hex[:12]
         self.log = _SessionLog(log, {"session": self.id})
-        # At the root path the first message picks the dialect; until then v1 and Vosk agree
-        # (idle timeout and shutdown before any message), so a v1 conversation stands in.
-        self.conversation = self._conversation("vosk" if mode == "vosk" else "v1")
+        self.conversation = self._conversation(first_dialect(mode))
         self._stream: Stream | None = None
         self._task: asyncio.Task[Any] | None = None
         self._receiving = False
@@ -115,7 +113,7 @@ class Session:
             options,
             session=self.id,
             model=engine.manifest.name,
-            precision=engine.runner.precision,
+            precision=engine.scheduler.precision,
             clock=clock,
             metrics=metrics,
             log=self.log,

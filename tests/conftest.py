@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeClock
+
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 """Data shared between checkouts (speech samples, models), next to the repository."""
 
@@ -86,3 +88,9 @@ def triton_python() -> Path:
     except TritonPythonError as exc:
         missing(f"no interpreter for asr-triton: {exc.problem}")
     return python
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when the test (or the code's injected sleep) moves it."""
+    return FakeClock()

@@ -33,6 +33,7 @@ from streamasr.server.protocol.conversation import (
 )
 from streamasr.server.protocol.dialects import V1Conversation, VoskConversation
 from streamasr.server.service.config import ServerConfig
+from tests.fakes import FakeClock
 
 LIMITS = Limits(idle_timeout_s=5.0, min_audio_s=0.5, min_audio_window_s=2.0, max_session_s=10.0)
 NO_RATE = replace(LIMITS, min_audio_s=0.0)
@@ -56,14 +57,6 @@ def segment(index: int, text: str, start: float, end: float) -> Segment:
         Word(w, start + 0.1 * i, start + 0.1 * i + 0.05, 0.9) for i, w in enumerate(text.split())
     )
     return Segment(index, text, words, start, end, "end_of_stream")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

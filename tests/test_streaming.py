@@ -23,6 +23,7 @@ from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.inference.scheduler import SchedulerConfig
 from streamasr.server.options.audio import AudioFormat
 from streamasr.server.options.stream import StreamOptions
+from tests.fakes import FakeClock
 
 log = logging.getLogger(__name__)
 
@@ -248,18 +249,7 @@ def test_bad_input_and_misuse(engine: Engine) -> None:
         stream.finish()
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_lagging_is_reported(engine: Engine) -> None:
-    clock = FakeClock()
+def test_lagging_is_reported(engine: Engine, clock: FakeClock) -> None:
     stream = engine.stream(AudioFormat("s16le"), StreamOptions(lag_report_s=2.0), clock=clock)
     second = b"\x00\x00" * 16_000
     assert stream.feed(second) == []

@@ -47,6 +47,7 @@ from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.inference.triton import TritonBackend
 from streamasr.server.manifest import read_manifest
 from streamasr.server.service.config import load_config
+from tests.fakes import FakeClock
 
 from .service_util import (
     STOP,
@@ -112,22 +113,6 @@ class FakeTriton:
 
     async def close(self) -> None:
         self.closed = True
-
-
-class FakeClock:
-    """Time that moves only when the backend sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def window(value: float, length: int) -> NDArray[np.float32]:
@@ -200,8 +185,7 @@ def test_run_is_a_blocking_batch(backend: TritonBackend) -> None:
     np.testing.assert_array_equal(backend.run(batch), [[[1.0, 50]], [[2.0, 50]]])
 
 
-def test_unavailable_is_retried_with_backoff(fake: FakeTriton) -> None:
-    clock = FakeClock()
+def test_unavailable_is_retried_with_backoff(fake: FakeTriton, clock: FakeClock) -> None:
     fake.failures = ["UNAVAILABLE", "UNAVAILABLE"]
     with make_backend(fake, clock, retries=2, retry_backoff_s=0.05) as backend:
         logits = backend.submit(window(3.0, 10)).result(timeout(10))
@@ -227,8 +211,7 @@ def test_retries_run_out_then_the_pool_is_down_until_a_probe_succeeds(
         backend.submit(window(1.0, 10)).result(timeout(10))
 
 
-def test_the_deadline_covers_the_retries(fake: FakeTriton) -> None:
-    clock = FakeClock()
+def test_the_deadline_covers_the_retries(fake: FakeTriton, clock: FakeClock) -> None:
     fake.failures = ["UNAVAILABLE"] * 10
     backend = make_backend(fake, clock, timeout_s=1.0, retries=10, retry_backoff_s=0.4)
     with backend, pytest.raises(InferenceUnavailableError, match=r"no reply within 1 s"):

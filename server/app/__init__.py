@@ -1,1 +1,1 @@
-"""TODO."""
+"""The processes: ``asr-server``'s command line, one serving process, and ``--workers N``."""

@@ -10,7 +10,6 @@ table, :data:`ERROR_TABLE`. docs/protocol.md is the reference for every message 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -50,6 +49,7 @@ from streamasr.server.options.decoding import DECODING_FIELDS, DecodingOptions
 from streamasr.server.options.gate import GATE_KINDS, gate_config
 from streamasr.server.options.presets import PRESET_NAMES
 from streamasr.server.options.stream import StreamOptions
+from streamasr.server.protocol import messages
 from streamasr.server.protocol.clientjson import JsonObject, parse_json_object
 from streamasr.server.protocol.fields import parse_decoding
 
@@ -301,61 +301,36 @@ def check_frame(data: bytes) -> None:
 
 
 def ready_message(session: str, model: str, precision: str) -> JsonObject:
-    return {
-        "type": "ready",
-        "protocol": PROTOCOL_VERSION,
-        "session": session,
-        "model": model,
-        "precision": precision,
-    }
+    return messages.Ready(session, model, precision).to_dict()
 
 
 def partial_message(event: Partial, start: float) -> JsonObject:
     """``start``: where the segment began as far as the session knows (the previous final's end)."""
-    return {
-        "type": "partial",
-        "segment": event.segment,
-        "committed": event.hypothesis.committed,
-        "text": event.hypothesis.text,
-        "start": round(start, 3),
-        "audio_end": round(event.audio_end, 3),
-    }
+    hypothesis = event.hypothesis
+    return messages.PartialResult(
+        event.segment, hypothesis.committed, hypothesis.text, start, event.audio_end
+    ).to_dict()
 
 
 def final_message(segment: Segment, words: bool) -> JsonObject:
-    message: JsonObject = {
-        "type": "final",
-        "segment": segment.index,
-        "text": segment.text,
-        "start": round(segment.start, 3),
-        "end": round(segment.end, 3),
-        "reason": segment.reason,
-    }
-    if words:
-        message["words"] = [
-            {
-                "word": w.text,
-                "start": round(w.start, 3),
-                "end": round(w.end, 3),
-                "confidence": round(w.confidence, 3),
-            }
-            for w in segment.words
-        ]
-    return message
+    timed = tuple(messages.WordTiming(w.text, w.start, w.end, w.confidence) for w in segment.words)
+    return messages.FinalResult(
+        segment.index, segment.text, segment.start, segment.end, timed, segment.reason
+    ).to_dict(words=words)
 
 
 def lagging_message(event: Lagging) -> JsonObject:
-    return {"type": "lagging", "lag_s": round(event.lag_s, 3)}
+    return messages.Lagging(event.lag_s).to_dict()
 
 
 def end_message(audio_seconds: float) -> JsonObject:
-    return {"type": "end", "audio_seconds": round(audio_seconds, 3)}
+    return messages.End(audio_seconds).to_dict()
 
 
 def error_message(code: str, message: str) -> JsonObject:
-    return {"type": "error", "code": code, "message": message}
+    return messages.ErrorReport(code, message).to_dict()
 
 
 def encode(message: JsonObject) -> str:
     """Compact JSON text of a server message."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return messages.encode(message)

@@ -2,8 +2,9 @@
 
 The PyPI package ``nvidia-pytriton`` ships the Triton server binary with its Python backend only
 (no onnxruntime backend), so each model is a pytriton inference callable that runs onnxruntime
-(:mod:`.triton_serve`), under the names, tensors and batch sizes of :mod:`.triton_contract`: a
-frontend cannot tell it from the stock Triton container serving the generated repository.
+(:mod:`.serve`), under the names, tensors and batch sizes of
+:mod:`~streamasr.server.inference.triton_contract`: a frontend cannot tell it from the stock
+Triton container serving the generated repository.
 
 pytriton's Python-backend stub embeds the system's shared ``libpythonX.Y.so.1.0`` and then runs
 the serving interpreter's standard library on it, so that interpreter must be the same Python
@@ -37,7 +38,7 @@ log = logging.getLogger("streamasr.triton")
 PYTHON_ENV = "ASR_TRITON_PYTHON"
 """Environment variable naming the interpreter that runs the serving process."""
 VENV_NAME = ".venv-triton"
-SERVE_SCRIPT = Path(__file__).with_name("triton_serve.py")
+SERVE_SCRIPT = Path(__file__).with_name("serve.py")
 REQUIRED_MODULES = ("numpy", "onnxruntime", "pytriton")
 CPU_PREFERRED_BATCH = (4, 8, 16)
 """fp32 preferred batch sizes (the generated repository's CPU figures)."""
@@ -88,7 +89,7 @@ def how_to_create(venv: Path | None = None) -> str:
 def candidate_pythons() -> list[Path]:
     """Where the interpreter is looked for when none is named, first match wins."""
     places = [Path.cwd() / VENV_NAME]
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():
         places.append(checkout / VENV_NAME)
     places.append(default_venv())

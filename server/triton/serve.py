@@ -4,7 +4,7 @@
 :mod:`.triton_contract` and replaces itself with this file run as a script, in isolated mode, under
 an interpreter where pytriton works::
 
-    PYTHON -I .../streamasr/server/triton_serve.py --spec '{"grpc_port": 8001, "models": [...]}'
+    PYTHON -I .../streamasr/server/triton/serve.py --spec '{"grpc_port": 8001, "models": [...]}'
 
 Run that way it imports only the standard library, numpy, onnxruntime and pytriton, never the
 rest of this package (``-I`` also keeps this folder off ``sys.path``, where ``http.py`` would

@@ -16,17 +16,18 @@ import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from . import http
 from .config import ServerConfig
-from .constants import PROTOCOL_VERSION, V1_PATH
+from .constants import PROTOCOL_VERSION, REALTIME_PATH, V1_PATH
 from .engine import Engine
 from .errors import AsrError
 from .http import StaticFolder
@@ -39,7 +40,16 @@ from .transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 
 log = logging.getLogger(__name__)
 
-WS_PATHS: dict[str, Mode] = {V1_PATH: "v1", "/vosk": "vosk", "/": "auto"}
+WS_PATHS: dict[str, Mode] = {
+    V1_PATH: "v1",
+    "/vosk": "vosk",
+    REALTIME_PATH: "realtime",
+    "/": "auto",
+}
+REALTIME_SUBPROTOCOL = Subprotocol("realtime")
+"""The subprotocol a browser's realtime client offers (with its key as
+``openai-insecure-api-key.<token>``); the server selects it in its answer."""
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
 MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024
@@ -58,6 +68,13 @@ def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
     """Resolve (and maybe export) the model, then load it (blocking)."""
     folder = store.prepare(config.runtime_config().precision, resolve_device(config.device))
     return Engine(folder, config.engine_config())
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``realtime`` when the client offers it (browsers' realtime clients), else none."""
+    return REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
 
 
 class Service:
@@ -127,6 +144,7 @@ class Service:
             **where,
             start_serving=not self._accept_when_loaded,
             process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
             create_connection=connection_class(self.guard),
             open_timeout=self.config.handshake_timeout_s,
             close_timeout=CLOSE_TIMEOUT_S,
@@ -306,6 +324,9 @@ class Service:
     ) -> Response | None:
         if path not in WS_PATHS:
             return http.not_found(path)
+        intent = parse_qs(query).get("intent", ["transcription"])
+        if WS_PATHS[path] == "realtime" and intent != ["transcription"]:
+            return http.bad_request("this server holds realtime sessions of intent=transcription")
         if self.config.auth_token is not None and not self._authorized(request, query):
             return http.unauthorized()
         origin = request.headers.get("Origin")
@@ -334,6 +355,11 @@ class Service:
         if scheme.lower() == "bearer":
             given.append(value.strip())
         given += parse_qs(query).get("token", [])
+        for header in request.headers.get_all("Sec-WebSocket-Protocol"):
+            offered = (p.strip() for p in header.split(","))
+            given += [
+                p.removeprefix(KEY_SUBPROTOCOL) for p in offered if p.startswith(KEY_SUBPROTOCOL)
+            ]
         return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
 
     def status(self) -> dict[str, Any]:

@@ -46,11 +46,12 @@ from .engine import Engine
 from .errors import MessageTooBigError
 from .metrics import ServiceMetrics
 from .protocol import CloseCode, encode, error_spec
+from .realtime_conversation import RealtimeConversation
 from .stream import Stream
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["v1", "vosk", "auto"]
+Mode = Literal["v1", "vosk", "realtime", "auto"]
 """``auto`` (the root path): v1 when the first message is a JSON object with a ``type``."""
 
 
@@ -91,7 +92,7 @@ class Session:
         self.log = _SessionLog(log, {"session": self.id})
         # At the root path the first message picks the dialect; until then v1 and Vosk agree
         # (idle timeout and shutdown before any message), so a v1 conversation stands in.
-        self.conversation = self._conversation("vosk" if mode == "vosk" else "v1")
+        self.conversation = self._conversation("v1" if mode == "auto" else mode)
         self._stream: Stream | None = None
         self._task: asyncio.Task[Any] | None = None
         self._receiving = False
@@ -103,12 +104,24 @@ class Session:
         self._alarm_at = math.inf
         self._counted: str | None = None
 
-    def _conversation(self, dialect: Literal["v1", "vosk"]) -> Conversation:
+    def _conversation(self, dialect: Literal["v1", "vosk", "realtime"]) -> Conversation:
         config = self.context.config
         limits, options = Limits.of(config), config.stream_options
         clock, metrics = self.context.clock, self.context.metrics
         if dialect == "vosk":
             return VoskConversation(limits, options, clock=clock, metrics=metrics, log=self.log)
+        if dialect == "realtime":
+            request = self.ws.request
+            beta = request is not None and "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+            return RealtimeConversation(
+                limits,
+                options,
+                session=self.id,
+                beta=beta,
+                clock=clock,
+                metrics=metrics,
+                log=self.log,
+            )
         engine = self.context.engine
         return V1Conversation(
             limits,
@@ -128,6 +141,7 @@ class Session:
         if self.mode != "auto":
             self._opened(self.mode)
         try:
+            await self._execute(self.conversation.greeting())
             while self.conversation.state is not State.CLOSED:
                 await self._execute(await self._next())
         except ConnectionClosed as exc:

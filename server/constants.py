@@ -11,6 +11,8 @@ from typing import Final, Literal
 PROTOCOL_VERSION: Final = 1
 """The version a ``start`` message may name and ``ready`` reports."""
 V1_PATH: Final = "/v1/stream"
+REALTIME_PATH: Final = "/v1/realtime"
+"""OpenAI's realtime transcription sessions (:mod:`.realtime`)."""
 """The websocket path of protocol v1."""
 DEFAULT_PORT: Final = 2700
 """vosk-server's port, so that Vosk clients find us where they look."""

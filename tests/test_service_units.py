@@ -94,7 +94,7 @@ def test_is_v1_message() -> None:
 
 
 def test_every_service_error_has_one_documented_code() -> None:
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "v1.md").read_text("utf-8")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
     for cls, spec in v1.ERROR_TABLE.items():
         assert f"`{spec.code}` | {spec.close} |" in docs, (cls, spec)
         assert cls.__name__ in docs or cls is errors.AsrError, cls
@@ -143,9 +143,9 @@ def test_vosk_messages() -> None:
     assert parse_vosk_text('{ "config" : { "sample_rate" : 8000.0, "words": 0 } }') == VoskConfig(
         8000, False
     )
-    # phrase_list becomes hotwords; keys we do not implement (max_alternatives) are ignored
+    # phrase_list becomes hotwords, max_alternatives the shape of finals
     config = '{"config": {"phrase_list": ["a b"], "max_alternatives": 3}}'
-    assert parse_vosk_text(config) == VoskConfig(phrase_list=("a b",))
+    assert parse_vosk_text(config) == VoskConfig(phrase_list=("a b",), max_alternatives=3)
     assert parse_vosk_text('{"eof" : 1}') == VoskEof()
     with pytest.raises(errors.InvalidFieldError):
         parse_vosk_text('{"config": [1]}')

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs
 
-from streamasr.server.constants import V1_PATH
+from streamasr.server.constants import REALTIME_PATH, V1_PATH
 
-Mode = Literal["v1", "vosk", "auto"]
+Mode = Literal["v1", "vosk", "realtime", "auto"]
 """A session's dialect: protocol v1, Vosk, or chosen by the first message (``/``)."""
 
-WS_PATHS: dict[str, Mode] = {V1_PATH: "v1", "/vosk": "vosk", "/": "auto"}
+WS_PATHS: dict[str, Mode] = {
+    V1_PATH: "v1",
+    "/vosk": "vosk",
+    REALTIME_PATH: "realtime",
+    "/": "auto",
+}
 """The websocket paths and the dialect each speaks."""
 
 RETRY_LOADING_S = 5
@@ -27,7 +32,11 @@ RETRY_LOADING_S = 5
 RETRY_FULL_S = 1
 """``Retry-After`` at capacity or while the inference pool is down."""
 
-RefusalKind = Literal["not_found", "unauthorized", "forbidden_origin", "unavailable"]
+RefusalKind = Literal["not_found", "bad_request", "unauthorized", "forbidden_origin", "unavailable"]
+
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+"""Browsers cannot set headers on a websocket: OpenAI's realtime clients offer the key as a
+subprotocol ``openai-insecure-api-key.<token>``."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class Upgrade:
     authorization: str = ""
     """The ``Authorization`` header (``Bearer TOKEN``), or empty."""
     origin: str | None = None
+    subprotocols: tuple[str, ...] = ()
+    """The ``Sec-WebSocket-Protocol`` headers, as sent."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,11 @@ def admit(upgrade: Upgrade, state: ServerState) -> Refusal | None:
     """None when the upgrade may proceed; else the first rule it breaks."""
     if upgrade.path not in WS_PATHS:
         return Refusal("not_found", 404, upgrade.path)
+    intent = parse_qs(upgrade.query).get("intent", ["transcription"])
+    if WS_PATHS[upgrade.path] == "realtime" and intent != ["transcription"]:
+        return Refusal(
+            "bad_request", 400, "this server holds realtime sessions of intent=transcription"
+        )
     if state.auth_token is not None and not authorized(state.auth_token, upgrade):
         return Refusal("unauthorized", 401, "a valid token is required")
     allowed = state.allowed_origins
@@ -90,13 +106,16 @@ def admit(upgrade: Upgrade, state: ServerState) -> Refusal | None:
 
 
 def authorized(token: str, upgrade: Upgrade) -> bool:
-    """Whether the request carries ``token``: ``Authorization: Bearer`` or ``?token=``
-    (compared in constant time)."""
+    """Whether the request carries ``token``: ``Authorization: Bearer``, ``?token=`` or the
+    ``openai-insecure-api-key.`` subprotocol (compared in constant time)."""
     given: list[str] = []
     scheme, _, value = upgrade.authorization.partition(" ")
     if scheme.lower() == "bearer":
         given.append(value.strip())
     given += parse_qs(upgrade.query).get("token", [])
+    for header in upgrade.subprotocols:
+        offered = (p.strip() for p in header.split(","))
+        given += [p.removeprefix(KEY_SUBPROTOCOL) for p in offered if p.startswith(KEY_SUBPROTOCOL)]
     return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
 
 
@@ -105,8 +124,8 @@ def mode_of(path: str) -> Mode:
     return WS_PATHS.get(path, "auto")
 
 
-def first_dialect(mode: Mode) -> Literal["v1", "vosk"]:
+def first_dialect(mode: Mode) -> Literal["v1", "vosk", "realtime"]:
     """The conversation a session starts with: at ``/`` the first message picks the dialect;
     until then v1 and Vosk agree (idle timeout and shutdown before any message), so a v1
     conversation stands in."""
-    return "vosk" if mode == "vosk" else "v1"
+    return "v1" if mode == "auto" else mode

@@ -203,6 +203,11 @@ class Conversation:
 
     # -- what the driver hands in -------------------------------------------------------------
 
+    def greeting(self) -> list[Action]:
+        """What the server says as soon as the session opens (the realtime dialect's
+        ``session.created``; nothing in the others)."""
+        return []
+
     def receive(self, message: Message) -> list[Action]:
         """A client message."""
         if self.state is State.CLOSED:

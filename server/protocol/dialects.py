@@ -132,6 +132,7 @@ class VoskConversation(Conversation):
         super().__init__(limits, options, clock=clock, metrics=metrics, log=log)
         self.sample_rate = DEFAULT_SAMPLE_RATE
         self.words = True
+        self.alternatives = 0
         self.replies = VoskReplies(self.words)
 
     def _text(self, text: str) -> list[Action]:
@@ -142,6 +143,8 @@ class VoskConversation(Conversation):
             else:
                 self.sample_rate = message.sample_rate or self.sample_rate
                 self.words = self.words if message.words is None else message.words
+                if message.max_alternatives is not None:
+                    self.alternatives = message.max_alternatives
                 if message.phrase_list is not None:  # boosted, not a grammar (docs/lm.md)
                     hotwords = DecodingOptions(hotwords=message.phrase_list)
                     self.options = replace(self.options, decoding=hotwords)
@@ -155,7 +158,7 @@ class VoskConversation(Conversation):
         return AudioFormat("s16le", self.sample_rate, 1)
 
     def _open(self, fmt: AudioFormat, options: StreamOptions) -> Open:
-        self.replies = VoskReplies(self.words)
+        self.replies = VoskReplies(self.words, self.alternatives)
         return super()._open(fmt, options)
 
     def _replies(self, events: Sequence[Event]) -> list[Action]:

@@ -27,6 +27,10 @@ DEFAULT_SAMPLE_RATE: FinalConst = SAMPLE_RATE
 8000 Hz; 16 kHz is what our models take and what most Vosk client samples send)."""
 
 
+MAX_ALTERNATIVES: FinalConst = 100
+"""Larger counts are taken as this (vosk-server takes any)."""
+
+
 @dataclass(frozen=True)
 class VoskConfig:
     """``{"config": {...}}``; keys other than these are ignored."""
@@ -36,6 +40,9 @@ class VoskConfig:
     phrase_list: tuple[str, ...] | None = None
     """Vosk's grammar, taken as hotwords: its phrases are *boosted*, other words are still
     recognised (docs/lm.md)."""
+    max_alternatives: int | None = None
+    """Above 0: finals in Vosk's ``alternatives`` shape. Only the best path is given (the
+    decoders keep no n-best list per segment yet), so the list has one entry."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,13 @@ def parse_vosk_text(text: str) -> VoskMessage:
         if words is not None and not isinstance(words, bool | int | float):
             raise InvalidFieldError("words", f"{echo(words)} is not a boolean")
         phrases = config.get("phrase_list")
+        alternatives = config.get("max_alternatives")
+        if alternatives is not None and (
+            isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 0
+        ):
+            raise InvalidFieldError("max_alternatives", f"{echo(alternatives)} is not a count")
         return VoskConfig(
+            max_alternatives=None if alternatives is None else min(alternatives, MAX_ALTERNATIVES),
             sample_rate=None if rate is None else parse_sample_rate(rate),
             words=None if words is None else bool(words),
             phrase_list=None if phrases is None else _phrase_list(phrases),
@@ -93,8 +106,9 @@ def _words(segments: Iterable[Segment]) -> list[JsonObject]:
 class VoskReplies:
     """Exactly one reply per Vosk message, from the engine events that message produced."""
 
-    def __init__(self, words: bool = True) -> None:
+    def __init__(self, words: bool = True, alternatives: int = 0) -> None:
         self.words = words
+        self.alternatives = alternatives
         self._partial = ""
 
     def reply(self, events: Iterable[Event]) -> JsonObject:
@@ -117,6 +131,11 @@ class VoskReplies:
 
     def result(self, segments: list[Segment]) -> JsonObject:
         text = " ".join(s.text for s in segments)
+        if self.alternatives > 0:  # vosk-api's shape; words always, confidence a mean
+            words = _words(segments)
+            confs = [float(w["conf"]) for w in words]
+            confidence = round(sum(confs) / len(confs), 3) if confs else 0.0
+            return {"alternatives": [{"text": text, "confidence": confidence, "result": words}]}
         if not self.words:
             return {"text": text}
         return {"result": _words(segments), "text": text}

@@ -54,7 +54,7 @@ LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 """Seconds."""
 SIZE_BUCKETS: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 """Windows per batch (the scheduler's ``max_batch`` is at most 256)."""
-PROTOCOLS: Final = ("v1", "vosk")
+PROTOCOLS: Final = ("v1", "vosk", "realtime")
 
 
 def multiprocess_dir() -> Path | None:

@@ -170,6 +170,8 @@ def refusal(refused: Refusal) -> Response:
     """The HTTP answer to a refused upgrade (:func:`~streamasr.server.protocol.admission.admit`)."""
     if refused.kind == "not_found":
         return not_found(refused.reason)
+    if refused.kind == "bad_request":
+        return bad_request(refused.reason)
     if refused.kind == "unauthorized":
         return unauthorized()
     if refused.kind == "forbidden_origin":

@@ -15,13 +15,14 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from streamasr.server.constants import PROTOCOL_VERSION
 from streamasr.server.engine.engine import Engine
@@ -39,6 +40,10 @@ from streamasr.server.service.transport import CLOSE_TIMEOUT_S, TransportGuard, 
 
 log = logging.getLogger(__name__)
 
+REALTIME_SUBPROTOCOL = Subprotocol("realtime")
+"""The subprotocol a browser's realtime client offers (with its key as
+``openai-insecure-api-key.<token>``); the server selects it in its answer."""
+
 MAX_QUEUE = 2
 """Incoming frames websockets buffers per connection before it stops reading the socket."""
 WRITE_LIMIT = 64 * 1024
@@ -55,6 +60,13 @@ def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
     """Resolve (and maybe export) the model, then load it (blocking)."""
     folder = store.prepare(config.runtime_config().precision, resolve_device(config.device))
     return Engine(folder, config.engine_config())
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``realtime`` when the client offers it (browsers' realtime clients), else none."""
+    return REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
 
 
 class Service:
@@ -124,6 +136,7 @@ class Service:
             **where,
             start_serving=not self._accept_when_loaded,
             process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
             create_connection=connection_class(self.guard),
             open_timeout=self.config.handshake_timeout_s,
             close_timeout=CLOSE_TIMEOUT_S,
@@ -305,6 +318,7 @@ class Service:
             query,
             request.headers.get("Authorization", ""),
             request.headers.get("Origin"),
+            tuple(request.headers.get_all("Sec-WebSocket-Protocol")),
         )
         state = ServerState(
             auth_token=self.config.auth_token,

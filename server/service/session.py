@@ -45,6 +45,7 @@ from streamasr.server.protocol.conversation import (
     State,
 )
 from streamasr.server.protocol.dialects import V1Conversation, VoskConversation
+from streamasr.server.protocol.realtime_conversation import RealtimeConversation
 from streamasr.server.protocol.v1 import CloseCode, encode, error_spec
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.metrics import ServiceMetrics
@@ -101,12 +102,24 @@ class Session:
         self._alarm_at = math.inf
         self._counted: str | None = None
 
-    def _conversation(self, dialect: Literal["v1", "vosk"]) -> Conversation:
+    def _conversation(self, dialect: Literal["v1", "vosk", "realtime"]) -> Conversation:
         config = self.context.config
         limits, options = Limits.of(config), config.stream_options
         clock, metrics = self.context.clock, self.context.metrics
         if dialect == "vosk":
             return VoskConversation(limits, options, clock=clock, metrics=metrics, log=self.log)
+        if dialect == "realtime":
+            request = self.ws.request
+            beta = request is not None and "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+            return RealtimeConversation(
+                limits,
+                options,
+                session=self.id,
+                beta=beta,
+                clock=clock,
+                metrics=metrics,
+                log=self.log,
+            )
         engine = self.context.engine
         return V1Conversation(
             limits,
@@ -126,6 +139,7 @@ class Session:
         if self.mode != "auto":
             self._opened(self.mode)
         try:
+            await self._execute(self.conversation.greeting())
             while self.conversation.state is not State.CLOSED:
                 await self._execute(await self._next())
         except ConnectionClosed as exc:

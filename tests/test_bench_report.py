@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.capacity_levels import Levels, held, level_sequence
-from bench.proc import read_usage
-from bench.service_clients import ClientRun, audio_extent
+from bench.common.levels import Levels, held, level_sequence
+from bench.common.proc import read_usage
+from bench.service.clients import ClientRun, audio_extent
 
 from .timeouts import timeout
 

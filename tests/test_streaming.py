@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from numpy.typing import NDArray
 
-from bench.scoring import agreement, wer
+from bench.common.scoring import agreement, wer
 from streamasr.server.audio import AudioFormat
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.errors import AudioDataError, StreamStateError

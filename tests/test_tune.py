@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import tune
+from bench.stream import tune
 from streamasr.server.engine import Engine, EngineConfig
 from streamasr.server.manifest import read_manifest
 from streamasr.server.presets import PRESET_NAMES, Windows

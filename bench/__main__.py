@@ -1,6 +1,6 @@
 """``python -m bench COMMAND [options]``: every benchmark's command line.
 
-``report`` (the whole benchmark report, ``bench.report.run.run``), ``tune`` (a model's streaming
+``report`` (the whole benchmark report, ``bench.report.run``), ``tune`` (a model's streaming
 defaults and presets, ``bench.stream.tune``), and the single benchmarks under the names they
 have always had: ``export_fixture``, ``export_bench``, ``stream_bench``, ``lm_bench``,
 ``noise``, ``service_bench``, ``frontend_bench``, ``memory_bench``, ``soak_bench``,
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = {
-    "report": "bench.report.run.run",
+    "report": "bench.report.run",
     "tune": "bench.stream.tune",
     "export_fixture": "bench.export.fixture",
     "export_bench": "bench.export.bench",

@@ -120,3 +120,13 @@ def cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of a process and its descendants, of their main threads)."""
+    total = loops = 0.0
+    for p in tree_pids(pid):
+        usage = read_usage(p)
+        total += usage.cpu_s if usage is not None else 0.0
+        loops += thread_cpu_s(p).get(p, 0.0)
+    return total, loops

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..common import levels as capacity_levels
 from ..common import server_process
-from ..common.proc import cores
+from ..common.proc import cores, tree_cpu
 from ..service import capacity as service_bench
 from ..service import frontend_sweep
 from ..stream.sim import percentiles
@@ -92,26 +92,12 @@ def server_args(folder: Path, device: Device, workers: int, plan: Plan) -> list[
     return args
 
 
-def holds(level: dict[str, Any]) -> bool:
-    """p95 final latency within 1 s, finals seen, no stream failed, not skipped."""
-    p95 = level["final"]["p95"]
-    return (
-        not level.get("skipped")
-        and not level["failed_streams"]
-        and not math.isnan(p95)
-        and p95 <= FINAL_BUDGET_S
-    )
+holds = capacity_levels.Criterion("final", FINAL_BUDGET_S)
+"""p95 final latency within 1 s, finals seen, no stream failed, not skipped."""
 
 
-def held(levels: dict[str, dict[str, Any]]) -> int:
-    best = 0
-    for n, level in sorted(levels.items(), key=lambda kv: int(kv[0])):
-        if level.get("skipped"):
-            continue
-        if not holds(level):
-            break
-        best = int(n)
-    return best
+def held(levels: dict[str, capacity_levels.Level]) -> int:
+    return capacity_levels.held(levels, holds)
 
 
 def capacity_level(
@@ -138,12 +124,12 @@ def capacity_level(
         )
         for i in range(procs)
     ]
-    cpu_before, _ = frontend_sweep.tree_cpu(server.pid)
+    cpu_before, _ = tree_cpu(server.pid)
     started = time.perf_counter()
     with GpuSampler() as sampler:
         parts = play_level(jobs)
     wall = time.perf_counter() - started
-    cpu_after, _ = frontend_sweep.tree_cpu(server.pid)
+    cpu_after, _ = tree_cpu(server.pid)
     crashes = [p["crash"] for p in parts if "crash" in p]
     errors = [e for p in parts for e in p.get("errors", [])] + crashes
     audio_s = n * plan.seconds
@@ -161,40 +147,26 @@ def capacity_level(
     }
 
 
+def describe(level: capacity_levels.Level) -> str:
+    return (
+        f"final p95 {level['final']['p95']:.3f} s, partial p95 {level['partial']['p95']:.3f} s, "
+        f"client late p95 {level['late']['p95']:.3f} s, server {level['server_cores']:.1f} cores, "
+        f"GPU {level.get('gpu_util_mean', math.nan):.0f}%, {level['failed_streams']} failed"
+    )
+
+
 def sweep(
-    paths: dict[str, Callable[[int], dict[str, Any]]], plan: Plan, deadline: float
-) -> dict[str, dict[str, dict[str, Any]]]:
+    paths: dict[str, Callable[[int], capacity_levels.Level]], plan: Plan, deadline: float
+) -> dict[str, dict[str, capacity_levels.Level]]:
     """Each setup's levels, one of each in turn, until the time budget runs out."""
-    sequences = {name: plan.levels()() for name in paths}
-    pending = {name: next(seq) for name, seq in sequences.items()}
-    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in paths}
-    while pending:
-        for name in list(pending):
-            n = pending[name]
-            if time.monotonic() + plan.seconds + LEVEL_OVERHEAD_S > deadline:
-                log.warning("%s, %d streams: skipped, the time budget is spent", name, n)
-                results[name][str(n)] = {"streams": n, "skipped": "time budget"}
-                del pending[name]
-                continue
-            level = results[name].get(str(n)) or paths[name](n)
-            results[name][str(n)] = level
-            log.info(
-                "%s, %d streams: final p95 %.3f s, partial p95 %.3f s, client late p95 %.3f s, "
-                "server %.1f cores, GPU %.0f%%, %d failed",
-                name,
-                n,
-                level["final"]["p95"],
-                level["partial"]["p95"],
-                level["late"]["p95"],
-                level["server_cores"],
-                level.get("gpu_util_mean", math.nan),
-                level["failed_streams"],
-            )
-            try:
-                pending[name] = sequences[name].send(holds(level))
-            except StopIteration:
-                del pending[name]
-    return results
+    return capacity_levels.interleaved(
+        paths,
+        plan.levels(),
+        holds,
+        describe=describe,
+        out_of_time=lambda: time.monotonic() + plan.seconds + LEVEL_OVERHEAD_S > deadline,
+        channel=log,
+    )
 
 
 @contextmanager

@@ -53,18 +53,10 @@ from streamasr.server.stream import StreamOptions
 
 from ..common import fixtures
 from ..common.fixtures import DEFAULT_OUT, DEFAULT_SHARED, write_figures
-from ..common.levels import (
-    LATENCY_BUDGET_S,
-    Levels,
-    engine_level,
-    held,
-    holds,
-    interleaved,
-    level_sequence,
-    service_level,
-)
+from ..common.levels import Levels, held, interleaved, level_sequence
 from ..common.server_process import ServerProcess
 from ..stream import capacity as stream_capacity
+from .levels import LATENCY_BUDGET_S, engine_level, holds, service_level
 
 log = logging.getLogger("bench.service_bench")
 
@@ -159,7 +151,7 @@ def measure_capacity(
                 )
                 figures["server_command"] = " ".join(process.command[1:])
             try:
-                figures["levels"] = interleaved(paths, plan.levels(ceiling))
+                figures["levels"] = interleaved(paths, plan.levels(ceiling), holds)
             finally:
                 if process is not None:
                     figures["server_log_tail"] = process.log_tail()
@@ -168,7 +160,7 @@ def measure_capacity(
                 figures["server_peak_rss_mib"] = usage.peak_rss_mib if usage else math.nan
         _ceilings(e, folder, options, layout=layout, plan=plan, figures=figures, before=False)
     figures["server_unavailable"] = unavailable
-    figures["held"] = {name: held(levels) for name, levels in figures["levels"].items()}
+    figures["held"] = {name: held(levels, holds) for name, levels in figures["levels"].items()}
     figures["verdict"] = verdict(figures)
     return figures
 

@@ -4,7 +4,6 @@ interleaved sweep of every setup's levels and the figures per setup."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from numpy.typing import NDArray
 
 from ..common import levels as capacity_levels
 from ..common import server_process
-from ..common.proc import cores, own_cpu_s, read_usage, thread_cpu_s, tree_pids
+from ..common.proc import cores, own_cpu_s, tree_cpu
 from ..stream import capacity as stream_capacity
 from ..stream.sim import RATE, percentiles
 from . import capacity as service_bench
@@ -25,16 +24,6 @@ from .frontend_server import Setup, start_server
 
 BUDGET_S = 0.3
 """p95 partial latency after the window's completion that a level must hold."""
-
-
-def tree_cpu(pid: int) -> tuple[float, float]:
-    """(CPU seconds of a process and its descendants, of their main threads)."""
-    total = loops = 0.0
-    for p in tree_pids(pid):
-        usage = read_usage(p)
-        total += usage.cpu_s if usage is not None else 0.0
-        loops += thread_cpu_s(p).get(p, 0.0)
-    return total, loops
 
 
 def frontend_level(
@@ -72,9 +61,7 @@ def frontend_level(
     }
 
 
-def holds(level: dict[str, Any]) -> bool:
-    p95 = level["partial"]["p95"]
-    return not level["failed_streams"] and not math.isnan(p95) and p95 <= BUDGET_S
+holds = capacity_levels.Criterion("partial", BUDGET_S)
 
 
 @dataclass(frozen=True)
@@ -128,7 +115,7 @@ def sweep(
     return capacity_levels.interleaved(
         paths,
         lambda: capacity_levels.level_sequence((plan.first,), plan.step, plan.most, plan.refine),
-        holds=holds,
+        holds,
         describe=_cost_line,
     )
 

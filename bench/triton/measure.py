@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from ..common import levels as capacity_levels
 from ..common.proc import cores
 from ..service import capacity as service_bench
+from ..service.levels import LATENCY_BUDGET_S, holds, service_level
 from ..stream import capacity as stream_capacity
 from .process import Running, running, triton_unavailable
 from .ratios import lm_ratios, ratios
@@ -31,9 +32,7 @@ def level(
 ) -> dict[str, Any]:
     """The service benchmark's level, with the CPU of the whole setup (frontends and Triton)."""
     before, roles_before, started = run.cpu_s(), run.cpu_by_role(), time.perf_counter()
-    figures = capacity_levels.service_level(
-        run.server, stream_capacity.client_pieces(audio, n, seconds), hop_s
-    )
+    figures = service_level(run.server, stream_capacity.client_pieces(audio, n, seconds), hop_s)
     wall = time.perf_counter() - started
     figures["frontend_cpu"] = figures.get("cpu", math.nan)
     figures["cpu"] = (run.cpu_s() - before) / wall / cores()
@@ -65,7 +64,7 @@ def measure(
     ceiling_before = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
     figures: dict[str, Any] = {
         "seconds": plan.seconds,
-        "budget_s": capacity_levels.LATENCY_BUDGET_S,
+        "budget_s": LATENCY_BUDGET_S,
         "cores": cores(),
         "ceiling_before": ceiling_before,
         "setups": {},
@@ -88,7 +87,9 @@ def measure(
 
         try:
             figures["levels"] = capacity_levels.interleaved(
-                {label: path(run) for label, run in runs.items()}, plan.levels(ceiling_before)
+                {label: path(run) for label, run in runs.items()},
+                plan.levels(ceiling_before),
+                holds,
             )
         finally:
             for label, run in runs.items():
@@ -96,7 +97,9 @@ def measure(
                 if run.triton is not None:
                     figures["setups"][label]["triton_log_tail"] = run.triton.log_tail()
     figures["ceiling_after"] = ceiling(folder, window, options.hop_s, layout, plan.ceiling_s)
-    figures["held"] = {label: capacity_levels.held(lv) for label, lv in figures["levels"].items()}
+    figures["held"] = {
+        label: capacity_levels.held(lv, holds) for label, lv in figures["levels"].items()
+    }
     figures["ratios"] = ratios(figures)
     figures["lm_ratios"] = lm_ratios(figures)
     return figures

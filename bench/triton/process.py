@@ -16,8 +16,7 @@ from streamasr.server import triton_contract as tc
 from streamasr.server.manifest import read_manifest
 
 from ..common import server_process
-from ..common.proc import read_usage, tree_pids
-from ..service.frontend_sweep import tree_cpu
+from ..common.proc import read_usage, tree_cpu, tree_pids
 from .setup import Setup
 
 log = logging.getLogger("bench.triton_bench")

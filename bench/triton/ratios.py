@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common import levels as capacity_levels
+from ..service.levels import holds
 
 RATIO_GOAL = 0.85
 """Issue 10: streams held through Triton on CPU over those held by the local backend."""
@@ -76,8 +76,8 @@ def cost_ratio(levels: dict[str, dict[str, Any]], label: str, local: str) -> dic
         for n in mine
         if n in theirs
         and int(n) >= 10
-        and capacity_levels.holds(mine[n])
-        and capacity_levels.holds(theirs[n])
+        and holds(mine[n])
+        and holds(theirs[n])
         and theirs[n]["cpu"] > 0
     ]
     if not common:

@@ -1,4 +1,5 @@
-"""CPU time and memory of a running process, read from ``/proc`` (Linux) and ``getrusage``."""
+"""CPU time and memory of a running process and its threads (psutil), of this process
+(``getrusage``) and of the whole host."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -21,72 +26,61 @@ class Usage:
 
 
 def read_usage(pid: int) -> Usage | None:
-    """The process's CPU seconds and memory; None when it is gone or /proc is absent."""
-    root = Path("/proc") / str(pid)
+    """The process's CPU seconds and memory; None when it is gone."""
     try:
-        stat = (root / "stat").read_text(encoding="ascii")
-        status = (root / "status").read_text(encoding="ascii")
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            times = process.cpu_times()
+            rss = process.memory_info().rss / MIB
+    except psutil.Error:
         return None
-    memory = {
-        key: int(rest.split()[0]) / 1024
-        for key, _, rest in (line.partition(":") for line in status.splitlines())
-        if key in ("VmRSS", "VmHWM")
-    }
-    return Usage(_stat_cpu_s(stat), memory.get("VmRSS", 0.0), memory.get("VmHWM", 0.0))
+    return Usage(times.user + times.system, rss, _peak_rss_mib(pid))
 
 
-def _stat_cpu_s(stat: str) -> float:
-    """User + system CPU seconds of a ``/proc/.../stat`` line."""
-    # Fields after the parenthesised command name (which may hold spaces): state is field 3,
-    # utime and stime are fields 14 and 15.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _peak_rss_mib(pid: int) -> float:
+    """VmHWM of ``/proc/<pid>/status`` (psutil has no peak resident memory on Linux); 0 when
+    it is not there."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text(encoding="ascii")
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        key, _, rest = line.partition(":")
+        if key == "VmHWM":
+            return int(rest.split()[0]) / 1024
+    return 0.0
 
 
 def thread_cpu_s(pid: int) -> dict[int, float]:
     """CPU seconds of each thread of a process by thread id (empty when it is gone); the
     thread whose id is ``pid`` is the main thread (the server's event loop)."""
-    threads: dict[int, float] = {}
     try:
-        tasks = list((Path("/proc") / str(pid) / "task").iterdir())
-    except OSError:
-        return threads
-    for task in tasks:
-        try:
-            stat = (task / "stat").read_text(encoding="ascii")
-        except OSError:
-            continue  # ended meanwhile
-        threads[int(task.name)] = _stat_cpu_s(stat)
-    return threads
+        threads = psutil.Process(pid).threads()
+    except psutil.Error:
+        return {}
+    return {t.id: t.user_time + t.system_time for t in threads}
 
 
 def tree_pids(pid: int) -> list[int]:
     """``pid`` and its descendants alive now (a server and its worker processes), parents
     first; empty when it is gone."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii")
-        except OSError:
-            continue  # ended meanwhile
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    if not (Path("/proc") / str(pid)).is_dir():
+    try:
+        tree = [psutil.Process(pid)]
+    except psutil.Error:
         return []
-    tree = [pid]
     for parent in tree:  # grows while it is walked: breadth first
-        tree += sorted(parents.get(parent, []))
-    return tree
+        try:
+            tree += sorted(parent.children(), key=lambda child: child.pid)
+        except psutil.Error:
+            continue  # ended meanwhile
+    return [process.pid for process in tree]
 
 
 def open_fds(pid: int) -> int | None:
     """File descriptors the process has open now (None when it is gone or not readable)."""
     try:
-        return len(list((Path("/proc") / str(pid) / "fd").iterdir()))
-    except OSError:
+        return psutil.Process(pid).num_fds()
+    except psutil.Error:
         return None
 
 
@@ -106,13 +100,14 @@ def own_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def system_cpu_ticks() -> tuple[int, int] | None:
-    """(total, idle) jiffies of all CPUs from /proc/stat (None off Linux)."""
-    stat = Path("/proc/stat")
-    if not stat.is_file():
+def system_cpu_s() -> tuple[float, float] | None:
+    """(total, idle) CPU seconds of all CPUs since boot (idle includes iowait, as the jiffies
+    of /proc/stat were counted); None where psutil cannot read them."""
+    try:
+        times = psutil.cpu_times()
+    except (psutil.Error, OSError):
         return None
-    ticks = [int(v) for v in stat.read_text(encoding="ascii").split("\n", 1)[0].split()[1:]]
-    return sum(ticks), ticks[3] + ticks[4]
+    return sum(times), times.idle + getattr(times, "iowait", 0.0)
 
 
 def cores() -> int:

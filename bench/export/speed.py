@@ -16,7 +16,7 @@ import torch
 
 from streamasr.server.manifest import PRECISIONS, SAMPLE_RATE
 
-from ..common.proc import own_cpu_s, system_cpu_ticks
+from ..common.proc import own_cpu_s, system_cpu_s
 from .results import Sample, Speed, Workload
 
 log = logging.getLogger("bench.export_bench")  # its log lines are export_bench's
@@ -219,19 +219,19 @@ def quiet_sample(runtime: str, run: Run) -> Sample:
 
 def timed(run: Run) -> Sample:
     """Wall time of one run and the share of the CPUs that other processes used meanwhile."""
-    before, own = system_cpu_ticks(), own_cpu_s()
+    before, own = system_cpu_s(), own_cpu_s()
     started = time.perf_counter()
     run()
     wall = time.perf_counter() - started
-    return Sample(wall, others_busy(before, system_cpu_ticks(), own_cpu_s() - own, wall))
+    return Sample(wall, others_busy(before, system_cpu_s(), own_cpu_s() - own, wall))
 
 
 def others_busy(
-    before: tuple[int, int] | None, after: tuple[int, int] | None, own_s: float, wall: float
+    before: tuple[float, float] | None, after: tuple[float, float] | None, own_s: float, wall: float
 ) -> float | None:
     """Share of all CPUs busy over ``wall`` seconds, less this process's own ``own_s``
     (None off Linux, or when the run is too short for the 10 ms clock ticks)."""
     if before is None or after is None or wall < MIN_MEASURED_S:
         return None
-    busy_s = ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
+    busy_s = (after[0] - before[0]) - (after[1] - before[1])
     return max(0.0, (busy_s - own_s) / ((os.cpu_count() or 1) * wall))

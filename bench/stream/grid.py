@@ -22,7 +22,15 @@ from streamasr.server.offline import transcribe
 
 from ..common.fixtures import Utterance, engine, plan_options
 from ..common.scoring import cer, wer
-from .sim import RATE, frame_latencies, partial_latencies, percentiles, run_timed, word_latencies
+from .sim import (
+    RATE,
+    Percentiles,
+    frame_latencies,
+    partial_latencies,
+    percentiles,
+    run_timed,
+    word_latencies,
+)
 
 log = logging.getLogger("bench.stream_bench")  # its log lines are stream_bench's
 
@@ -47,9 +55,9 @@ class GridPoint:
     lookahead: float
     wer: float
     cer: float
-    word: dict[str, float]
-    frame: dict[str, float]
-    partial: dict[str, float]
+    word: Percentiles
+    frame: Percentiles
+    partial: Percentiles
     input_ratio: float
     """Model input samples per audio sample (the compute multiplier of the geometry)."""
 

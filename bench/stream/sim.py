@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -187,7 +188,15 @@ def start_offsets(n: int, hop_s: float) -> NDArray[np.float64]:
     return np.random.default_rng(n).uniform(0, hop_s, size=n)
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float]:
+class Percentiles(TypedDict):
+    """Latency percentiles as the JSON reports carry them (seconds; NaN when ``n`` is 0)."""
+
+    p50: float
+    p95: float
+    n: int
+
+
+def percentiles(values: Sequence[float]) -> Percentiles:
     if not values:
         return {"p50": float("nan"), "p95": float("nan"), "n": 0}
     array = np.asarray(values)

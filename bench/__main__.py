@@ -1,17 +1,34 @@
-"""``python -m bench report ...``: the whole benchmark report (see ``bench.report``);
-``python -m bench tune ...``: a model's streaming defaults and presets (see ``bench.tune``).
+"""``python -m bench COMMAND [options]``: every benchmark's command line.
 
-The single benchmarks keep their own entry points: ``python -m bench.export_fixture``,
-``python -m bench.export_bench``, ``python -m bench.stream_bench``,
-``python -m bench.service_bench`` and ``python -m bench.frontend_bench``.
+``report`` (the whole benchmark report, ``bench.report.run``), ``tune`` (a model's streaming
+defaults and presets, ``bench.stream.tune``), and the single benchmarks under the names they
+have always had: ``export_fixture``, ``export_bench``, ``stream_bench``, ``lm_bench``,
+``noise``, ``service_bench``, ``frontend_bench``, ``memory_bench``, ``soak_bench``,
+``triton_bench`` and ``gpu_capacity``. Each takes the options of its own module's ``main``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("report", "tune")
+COMMANDS = {
+    "report": "bench.report.run",
+    "tune": "bench.stream.tune",
+    "export_fixture": "bench.export.fixture",
+    "export_bench": "bench.export.bench",
+    "stream_bench": "bench.stream.bench",
+    "lm_bench": "bench.stream.lm",
+    "noise": "bench.stream.noise",
+    "service_bench": "bench.service.capacity",
+    "frontend_bench": "bench.service.frontend",
+    "memory_bench": "bench.service.memory",
+    "soak_bench": "bench.service.soak",
+    "triton_bench": "bench.triton.bench",
+    "gpu_capacity": "bench.gpu.capacity",
+}
+"""Command name -> the module whose ``main()`` runs it (imported only when it runs)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,13 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usage: python -m bench {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
         print(__doc__, file=sys.stderr)
         return 2
-    if args[0] == "tune":
-        from . import tune
-
-        return tune.main(args[1:])
-    from . import report
-
-    return report.main(args[1:])
+    module = importlib.import_module(COMMANDS[args[0]])
+    # Every main reads its options from sys.argv (some take no argv parameter).
+    sys.argv = [f"python -m bench {args[0]}", *args[1:]]
+    result = module.main()
+    return int(result or 0)
 
 
 if __name__ == "__main__":

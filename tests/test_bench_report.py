@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.capacity_levels import Levels, held, level_sequence
-from bench.proc import read_usage
-from bench.service_clients import ClientRun, audio_extent
+from bench.common.levels import Criterion, Levels, held, interleaved, level_sequence
+from bench.common.proc import read_usage
+from bench.service.clients import ClientRun, audio_extent
+from bench.service.levels import holds
 
 from .timeouts import timeout
 
@@ -85,9 +88,39 @@ def test_held_is_the_top_of_the_unbroken_run() -> None:
         return {"partial": {"p50": p95 / 2, "p95": p95, "n": 10}, "failed_streams": failed}
 
     levels = {"1": level(0.1), "8": level(0.4), "10": level(2.0), "9": level(1.2)}
-    assert held(levels) == 9
-    assert held({"1": level(0.1), "2": level(0.1, failed=1)}) == 1
-    assert held({"1": level(float("nan"))}) == 0
+    assert held(levels, holds) == 9
+    assert held({"1": level(0.1), "2": level(0.1, failed=1)}, holds) == 1
+    assert held({"1": level(float("nan"))}, holds) == 0
+    assert held(levels, Criterion("partial", 0.3)) == 1
+    skipped = {"1": level(0.1), "2": {"streams": 2, "skipped": "time budget"}, "3": level(0.2)}
+    assert held(skipped, holds) == 3
+
+
+def test_interleaved_runs_each_path_in_turn_until_the_time_is_out() -> None:
+    """Two paths, one level of each in turn; each level's p95 is its stream count (holds up to
+    the path's limit); after four levels run, the time budget is spent."""
+    order: list[tuple[str, int]] = []
+
+    def path(name: str, limit: int) -> Callable[[int], dict[str, Any]]:
+        def run(n: int) -> dict[str, Any]:
+            order.append((name, n))
+            return {"streams": n, "final": {"p95": 0.5 if n <= limit else 2.0}}
+
+        return run
+
+    levels = interleaved(
+        {"a": path("a", 3), "b": path("b", 10)},
+        lambda: level_sequence([2, 4], step=2, most=20),
+        Criterion("final", 1.0),
+        describe=lambda level: "",
+        out_of_time=lambda: len(order) >= 4,
+    )
+    assert order == [("a", 2), ("b", 2), ("a", 4), ("b", 4)]
+    assert list(levels["a"]) == ["2", "3", "4"]  # by stream count; 3 was skipped
+    assert levels["a"]["3"] == {"streams": 3, "skipped": "time budget"}
+    assert levels["b"]["6"] == {"streams": 6, "skipped": "time budget"}
+    assert held(levels["a"], Criterion("final", 1.0)) == 2
+    assert held(levels["b"], Criterion("final", 1.0)) == 4
 
 
 def test_partial_latency_from_the_messages_audio_end() -> None:

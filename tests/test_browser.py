@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import pytest
 import soundfile
 
-from bench.scoring import agreement, normalize
+from bench.common.scoring import agreement, normalize
 from streamasr.client.captions import cues_from_finals, render
 from streamasr.client.file import stream_file
 from streamasr.client.messages import FinalResult, WordTiming, parse_message

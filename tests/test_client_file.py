@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from bench.scoring import agreement, normalize
+from bench.common.scoring import agreement, normalize
 from streamasr.client.cli import main
 from streamasr.client.file import AudioFileError, FileOptions, FileTranscript, stream_file
 from streamasr.client.messages import ServerError, StartSettings

@@ -21,7 +21,7 @@ import pytest
 import soundfile
 from numpy.typing import NDArray
 
-from bench.scoring import agreement, normalize
+from bench.common.scoring import agreement, normalize
 from streamasr.client.cli import main
 from streamasr.client.console import CLEAR_LINE, LiveView
 from streamasr.client.messages import FinalResult, PartialResult

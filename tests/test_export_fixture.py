@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.scoring import cer, wer
+from bench.common.scoring import cer, wer
 from streamasr.export.evaluate import transcribe_offline
 
 

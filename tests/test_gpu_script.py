@@ -1,4 +1,4 @@
-"""``python -m bench.gpu_capacity`` end to end in its smoke mode: a bundle prepared with a tiny
+"""``python -m bench gpu_capacity`` end to end in its smoke mode: a bundle prepared with a tiny
 model, then one level through ``asr-server --workers 2`` from two client processes, and the
 instant-model frontend figure. Without CUDA (here) it must say so and run the CPU path."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from bench import gpu_bundle
+from bench.gpu import bundle as gpu_bundle
 
 from .timeouts import timeout
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bench.gpu_capacity", *args]
+    command = [sys.executable, "-m", "bench", "gpu_capacity", *args]
     return subprocess.run(
         command, check=False, cwd=REPO, capture_output=True, text=True, timeout=timeout(600)
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.scoring import wer
+from bench.common.scoring import wer
 from streamasr.export.lm import build_lm, discounts, estimate
 from streamasr.server.decoding.beam import LM_WINDOWS, BeamCtcDecoder, LookaheadBlend, log_softmax
 from streamasr.server.decoding.greedy import GreedyCtcDecoder
@@ -185,8 +185,8 @@ def test_streaming_with_the_lm_meets_its_bound(
     lm_engine: Engine, tts_set: list[tuple[Path, str]]
 ) -> None:
     """The fixture's figure (docs/lm.md): streamed at the server's windows for an LM (no gate:
-    the gates' own cost is ``bench.noise``'s), the WER is within 1.05x + 0.3 pt of the offline
-    WER with the same LM."""
+    the gates' own cost is ``bench.stream.noise``'s), the WER is within 1.05x + 0.3 pt of the
+    offline WER with the same LM."""
     refs, offline, streamed = [], [], []
     ungated = StreamOptions.model_defaults(gate=None)
     for path, ref in tts_set:

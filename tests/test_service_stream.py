@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scoring import wer
+from bench.common.scoring import wer
 from streamasr.server.engine.offline import stream_array, transcribe
 
 from .service_util import (

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from numpy.typing import NDArray
 
-from bench.scoring import agreement, wer
+from bench.common.scoring import agreement, wer
 from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.engine.offline import Transcript, frames, stream_array, transcribe
 from streamasr.server.errors import AudioDataError, StreamStateError

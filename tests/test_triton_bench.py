@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import gpu_sweep
-from bench.triton_ratios import ratios
-from bench.triton_setup import Setup, parse_setup
+from bench.gpu import sweep as gpu_sweep
+from bench.triton.ratios import ratios
+from bench.triton.setup import Setup, parse_setup
 
 from .timeouts import timeout
 

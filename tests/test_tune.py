@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import tune
+from bench.stream import tune
 from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.manifest import read_manifest

@@ -152,7 +152,7 @@ def test_silero_gate_skips_pauses_and_keeps_the_words(engine: Engine, speech: np
 def test_silero_ends_the_segment_in_a_noisy_pause(engine: Engine, speech: np.ndarray) -> None:
     """White noise at 10 dB SNR over speech, 2 s pause, speech: the frames the VAD leaves out
     decode as blanks, so the blank-run endpoint fires in the pause (without a gate the noise
-    decodes to stray letters there, bench.noise's "pauses ended")."""
+    decodes to stray letters there, bench.stream.noise's "pauses ended")."""
     pause = np.zeros(2 * RATE, dtype=np.float32)
     clean = np.concatenate([speech, pause, speech])
     power = float(np.mean(speech.astype(np.float64) ** 2))

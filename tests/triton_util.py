@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.triton_process import free_ports
+from bench.triton.process import free_ports
 
 __all__ = ["free_ports", "triton_command"]
 

@@ -1,0 +1,1 @@
+"""The GPU capacity script (``python -m bench gpu_capacity prepare|run``)."""

@@ -1,0 +1,1 @@
+"""The whole benchmark report (``python -m bench report``): modes, sections, markdown, plots."""

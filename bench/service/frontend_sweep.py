@@ -1,0 +1,169 @@
+"""The frontend benchmark's measurement: one level's latency and server CPU, the plans, the
+interleaved sweep of every setup's levels and the figures per setup."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..common import levels as capacity_levels
+from ..common import server_process
+from ..common.proc import cores, own_cpu_s, tree_cpu
+from ..stream import capacity as stream_capacity
+from ..stream.sim import RATE, percentiles
+from . import capacity as service_bench
+from .frontend_client import play_all
+from .frontend_server import Setup, start_server
+
+BUDGET_S = 0.3
+"""p95 partial latency after the window's completion that a level must hold."""
+
+
+def frontend_level(
+    server: server_process.ServerProcess,
+    pieces: list[NDArray[np.float32]],
+    hop_s: float,
+    frame_ms: int,
+) -> dict[str, Any]:
+    """``len(pieces)`` real-time clients through the server: latency, and the server's CPU
+    from the moment every client is connected until the last one closed."""
+    marks: list[tuple[float, float, float, float]] = []
+
+    def connected() -> None:
+        marks.append((*tree_cpu(server.pid), own_cpu_s(), time.perf_counter()))
+
+    runs = asyncio.run(play_all(server.url, pieces, hop_s, frame_ms, connected))
+    ((cpu_before, loops_before, own_before, started),) = marks
+    wall = time.perf_counter() - started
+    cpu_after, loops_after = tree_cpu(server.pid)
+    audio_s = sum(p.size for p in pieces) / RATE
+    errors = [r.error for r in runs if r.error is not None]
+    errors += [f"closed {r.close_code}" for r in runs if r.error is None and r.close_code != 1000]
+    return {
+        "streams": len(pieces),
+        "partial": percentiles([x for r in runs for x in r.partial_latencies()]),
+        "late": percentiles([x for r in runs for x in r.late_s]),
+        "failed_streams": len(errors),
+        "errors": errors[: capacity_levels.MAX_ERRORS_KEPT],
+        "wall_s": wall,
+        "audio_s": audio_s,
+        "cpu_per_audio_s": (cpu_after - cpu_before) / audio_s,
+        "loop_cpu_per_audio_s": (loops_after - loops_before) / audio_s,
+        "server_cpu": (cpu_after - cpu_before) / wall / cores(),
+        "client_cpu": (own_cpu_s() - own_before) / wall / cores(),
+    }
+
+
+holds = capacity_levels.Criterion("partial", BUDGET_S)
+
+
+@dataclass(frozen=True)
+class FrontendPlan:
+    """Which setups, and how far and how finely to sweep each."""
+
+    seconds: float = 12.0
+    """Audio per client stream."""
+    first: int = 40
+    """The first level; the CPU cost is read there."""
+    step: int = 60
+    most: int = 900
+    refine: int = 3
+    frames_ms: tuple[int, ...] = (20, 100)
+    workers: tuple[int, ...] = (1, 2)
+
+
+PLANS = {
+    "full": FrontendPlan(),
+    "quick": FrontendPlan(seconds=6.0, step=80, most=600, refine=2),
+    "smoke": FrontendPlan(seconds=2.0, first=2, step=2, most=4, refine=0, workers=(1,)),
+}
+"""By ``python -m bench report`` mode."""
+
+
+def setups(plan: FrontendPlan, before: Path | None, after: bool = True) -> list[Setup]:
+    """This checkout (unless not ``after``) at every frame size and worker count; the
+    ``before`` tree with one worker (it may predate ``--workers``)."""
+    out = []
+    for frame_ms in plan.frames_ms:
+        if before is not None:
+            out.append(Setup("before", frame_ms, 1, before))
+        if after:
+            out += [Setup("after", frame_ms, w) for w in plan.workers]
+    return out
+
+
+def _cost_line(level: dict[str, Any]) -> str:
+    return (
+        f"partial p95 {level['partial']['p95']:.3f} s, "
+        f"{level['cpu_per_audio_s'] * 1000:.2f} ms CPU per audio s, "
+        f"client CPU {level['client_cpu'] * 100:.0f}%"
+    )
+
+
+def sweep(
+    paths: dict[str, Callable[[int], dict[str, Any]]], plan: FrontendPlan
+) -> dict[str, dict[str, Any]]:
+    """Each path's level sequence, one level of each path in turn (``capacity_levels.interleaved``
+    with this bench's latency budget)."""
+    return capacity_levels.interleaved(
+        paths,
+        lambda: capacity_levels.level_sequence((plan.first,), plan.step, plan.most, plan.refine),
+        holds,
+        describe=_cost_line,
+    )
+
+
+def held(levels: dict[str, Any]) -> int:
+    return capacity_levels.held(levels, holds)
+
+
+def measure(
+    folder: Path,
+    audio: NDArray[np.float32],
+    plan: FrontendPlan,
+    work: Path,
+    before: Path | None = None,
+    *,
+    after: bool = True,
+) -> dict[str, Any]:
+    """Every setup's server up at once, their levels interleaved; figures per setup."""
+    hop_s = service_bench.engine_settings(["--model", str(folder)])[1].hop_s
+    runs = setups(plan, before, after)
+    servers: dict[str, server_process.ServerProcess] = {}
+    try:
+        for setup in runs:
+            servers[setup.label] = start_server(setup, folder, work)
+
+        def path(setup: Setup) -> Callable[[int], dict[str, Any]]:
+            server = servers[setup.label]
+            return lambda n: frontend_level(
+                server, stream_capacity.client_pieces(audio, n, plan.seconds), hop_s, setup.frame_ms
+            )
+
+        levels = sweep({s.label: path(s) for s in runs}, plan)
+    finally:
+        for server in servers.values():
+            server.stop()
+    rows = []
+    for setup in runs:
+        first = levels[setup.label][str(plan.first)]
+        rows.append(
+            {
+                **asdict(setup),
+                "links": str(setup.links) if setup.links else None,
+                "label": setup.label,
+                "cpu_ms_per_audio_s": first["cpu_per_audio_s"] * 1000,
+                "loop_cpu_ms_per_audio_s": first["loop_cpu_per_audio_s"] * 1000,
+                "streams_per_core": 1 / max(first["cpu_per_audio_s"], 1e-9),
+                "held": held(levels[setup.label]),
+                "levels": levels[setup.label],
+            }
+        )
+    return {"plan": asdict(plan), "budget_s": BUDGET_S, "cores": cores(), "setups": rows}

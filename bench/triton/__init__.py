@@ -1,0 +1,1 @@
+"""The Triton benchmark (``python -m bench triton_bench``): setups, processes, levels, ratios."""

@@ -1,4 +1,6 @@
-"""The websocket service: one port for websocket sessions and a few plain HTTP pages.
+"""The websocket service: one port for websocket sessions, a few plain HTTP pages and the
+OpenAI-compatible API (``POST /v1/audio/transcriptions``: :mod:`.openai`, handed over by the
+connection class of :mod:`.transport`; ``GET /v1/models`` here).
 
 websockets owns the connections (``serve``; one handler task per connection, bounded frames,
 queues and write buffers). ``process_request`` answers plain HTTP (``/healthz``, ``/metrics``,
@@ -32,6 +34,8 @@ from .errors import AsrError
 from .http import StaticFolder
 from .metrics import ServiceMetrics
 from .modelstore import ModelStore
+from .openai.api import TranscriptionApi
+from .openai.http_api import MODELS_PATH, ApiError, unauthorized
 from .presets import PRESET_NAMES
 from .runtime import resolve_device
 from .session import Mode, Session, SessionContext
@@ -48,6 +52,7 @@ HealthView = Callable[[dict[str, Any], bool], tuple[dict[str, Any], bool]]
 """What ``/healthz`` answers, from this service's :meth:`Service.status` and readiness (a
 worker of ``--workers`` answers for all of them: :mod:`.worker_table`)."""
 RETRY_LOADING_S = 5
+SERVER_HEADER = f"streamasr websockets protocol/{PROTOCOL_VERSION}"
 RETRY_FULL_S = 1
 ABORT_GRACE_S = 0.5
 """After the shutdown deadline: how long closing handshakes may take before every connection
@@ -102,10 +107,15 @@ class Service:
         self._load_task: asyncio.Task[None] | None = None
         self._admitted: set[ServerConnection] = set()
         self._sessions: dict[asyncio.Task[Any], Session] = {}
+        self.api = TranscriptionApi(config, self._api_readiness)
         self.guard = TransportGuard(
             config.max_write_buffer_bytes,
             config.max_handshakes,
             on_drop=self.metrics.connection_dropped,
+            handshake_timeout_s=config.handshake_timeout_s,
+            serve_http=self.api.serve,
+            http_idle_s=config.idle_timeout_s,
+            server_header=SERVER_HEADER,
         )
         self.port = 0
 
@@ -122,20 +132,23 @@ class Service:
         where: dict[str, Any] = {"host": self.config.host, "port": self.config.port}
         if self._sock is not None:
             where = {"sock": self._sock}
+        ssl_context = self._ssl_context()
+        if ssl_context is not None:
+            where["ssl_handshake_timeout"] = self.config.handshake_timeout_s
         self._server = await serve(
             self._handle,
             **where,
             start_serving=not self._accept_when_loaded,
             process_request=self._process_request,
             create_connection=connection_class(self.guard),
-            open_timeout=self.config.handshake_timeout_s,
+            open_timeout=None,  # the connection class bounds the handshake (not an HTTP job)
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=self.config.max_message_bytes,
             max_queue=MAX_QUEUE,
             write_limit=WRITE_LIMIT,
             compression=None,
-            server_header=f"streamasr websockets protocol/{PROTOCOL_VERSION}",
-            ssl=self._ssl_context(),
+            server_header=SERVER_HEADER,
+            ssl=ssl_context,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("listening on %s", self.url)
@@ -275,6 +288,9 @@ class Service:
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if url.path == MODELS_PATH and not upgrade:
+            answer = self._models(request, url.query)
+            return http.head(answer) if request.method == "HEAD" else answer
         if request.method == "HEAD":
             return http.head(self._http(url.path))
         if not upgrade:
@@ -300,6 +316,23 @@ class Service:
         if path.startswith("/static/"):
             return http.static_file(self._static, path.removeprefix("/static/"))
         return http.not_found(path)
+
+    def _models(self, request: Request, query: str) -> Response:
+        """``GET /v1/models`` (same token as the websockets)."""
+        if self.config.auth_token is not None and not self._authorized(request, query):
+            error: ApiError = unauthorized()
+            return http.response(401, error.body(), "application/json", dict(error.headers()))
+        return http.json_response(200, self.api.models(self.engine))
+
+    def _api_readiness(self) -> tuple[Engine | None, str | None]:
+        """The engine for an HTTP transcription, or None and why not."""
+        if self._draining:
+            return None, "the server is shutting down"
+        if self.engine is None:
+            return None, "the model failed to load" if self.load_error else "the model is loading"
+        if not self.engine.available:
+            return None, "the inference pool is unavailable"
+        return self.engine, None
 
     def _refusal(
         self, connection: ServerConnection, request: Request, path: str, query: str

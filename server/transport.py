@@ -12,11 +12,11 @@ waits for a reader without a deadline. :class:`GuardedConnection` closes those g
   aborts the oldest (an idle socket, most likely, while a real client finishes its handshake in
   one round trip), and ``open_timeout`` bounds how long each may take;
 * a request whose method is not GET or HEAD is answered 405 from its request line, before
-  websockets' parser (which does not answer requests with a body), except a POST when the
-  guard has an HTTP API (``serve_http``): the connection then stops feeding websockets and
-  hands its bytes to an :class:`~.openai.exchange.HttpExchange` (h11) that the handshake task
-  serves instead of the handshake, without its deadline (the exchange has its own idle
-  timeout). This is why the handshake deadline is kept here (``handshake_timeout_s``) and not
+  websockets' parser (which does not answer requests with a body), except a POST under
+  ``/v1/`` when the guard has an HTTP API (``serve_http``): the connection then stops feeding
+  websockets and hands its bytes to an :class:`~.openai.exchange.HttpExchange` (h11) that the
+  handshake task serves instead of the handshake, without its deadline (the exchange has its own
+  idle timeout). This is why the handshake deadline is kept here (``handshake_timeout_s``) and not
   in websockets' ``open_timeout``, which would cut a long transcription.
 
 Each drop is counted through ``on_drop(reason)`` and logged once per connection.
@@ -46,6 +46,8 @@ aborted (websockets' ``close_timeout``)."""
 REQUEST_LINE_BYTES = 8192
 """Bytes of a request line examined for its method (websockets' own line limit)."""
 ALLOWED_METHODS = ("GET", "HEAD")
+HTTP_API_PREFIX = b"/v1/"
+"""A POST under this path goes to the HTTP API (``guard.serve_http``); elsewhere it is a 405."""
 
 
 @dataclass
@@ -183,11 +185,11 @@ class GuardedConnection(ServerConnection):
         if end < 0 and len(self._request_line) < REQUEST_LINE_BYTES:
             return False  # the request line is not complete yet: websockets buffers it too
         self._method_checked = True
-        method = bytes(self._request_line[: max(end, 0)]).split(b" ", 1)[0]
+        method, _, rest = bytes(self._request_line[: max(end, 0)]).partition(b" ")
         del self._request_line[:]
         if method.decode("ascii", "replace") in ALLOWED_METHODS or end < 0:
             return False  # websockets' parser answers (or drops) the rest
-        if method == b"POST" and self.guard.serve_http is not None:
+        if method == b"POST" and rest.startswith(HTTP_API_PREFIX) and self.guard.serve_http:
             self._start_exchange(data)
             return True
         self.dropped = "method"

@@ -153,9 +153,11 @@ def test_stream_sends_deltas_then_done(server: ServerThread, shared_dir: Path) -
 
 
 def test_prompt_becomes_hotwords_and_is_bounded(server: ServerThread, shared_dir: Path) -> None:
-    with audio_path(shared_dir, FILES[0]).open("rb") as f:
-        with pytest.raises(openai.BadRequestError) as caught:
-            client(server).audio.transcriptions.create(model="whisper-1", file=f, prompt="x" * 60)
+    with (
+        audio_path(shared_dir, FILES[0]).open("rb") as f,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        client(server).audio.transcriptions.create(model="whisper-1", file=f, prompt="x" * 60)
     assert caught.value.param == "prompt"  # type: ignore[attr-defined]
 
 
@@ -167,9 +169,11 @@ def test_models_lists_the_loaded_model(server: ServerThread) -> None:
 
 
 def test_wrong_token_is_401(server: ServerThread, shared_dir: Path) -> None:
-    with audio_path(shared_dir, FILES[0]).open("rb") as f:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            client(server, "wrong").audio.transcriptions.create(model="whisper-1", file=f)
+    with (
+        audio_path(shared_dir, FILES[0]).open("rb") as f,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        client(server, "wrong").audio.transcriptions.create(model="whisper-1", file=f)
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
 
 
@@ -224,9 +228,11 @@ def test_job_cap_is_429_with_retry_after(server: ServerThread, shared_dir: Path)
         )
         held.sendall(head.encode())  # the body never completes: the job holds the one slot
         _wait_for(lambda: server.service is not None and server.service.api.active == 1)
-        with audio_path(shared_dir, FILES[0]).open("rb") as f:
-            with pytest.raises(openai.RateLimitError) as caught:
-                client(server).audio.transcriptions.create(model="whisper-1", file=f)
+        with (
+            audio_path(shared_dir, FILES[0]).open("rb") as f,
+            pytest.raises(openai.RateLimitError) as caught,
+        ):
+            client(server).audio.transcriptions.create(model="whisper-1", file=f)
     assert caught.value.response.headers["retry-after"] == "1"
     assert caught.value.code == "rate_limit_exceeded"
     _wait_for(lambda: server.service is not None and server.service.api.active == 0)

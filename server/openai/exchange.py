@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -182,7 +183,8 @@ class HttpExchange:
             *SECURITY_HEADERS,
             *headers,
         ]
-        self._send(h11.Response(status_code=status, headers=fields))
+        reason = http.HTTPStatus(status).phrase.encode()
+        self._send(h11.Response(status_code=status, headers=fields, reason=reason))
 
     async def send(self, data: bytes) -> None:
         """Part of the body; waits while the peer is not reading."""

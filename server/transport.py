@@ -10,7 +10,7 @@ waits for a reader without a deadline. :class:`GuardedConnection` closes those g
   close deadline once closing, then the connection is aborted;
 * at most ``max_handshakes`` connections may be in their opening handshake: a new one past it
   aborts the oldest (an idle socket, most likely, while a real client finishes its handshake in
-  one round trip), and ``open_timeout`` bounds how long each may take;
+  one round trip), and ``handshake_timeout_s`` bounds how long each may take;
 * a request whose method is not GET or HEAD is answered 405 from its request line, before
   websockets' parser (which does not answer requests with a body), except a POST under
   ``/v1/`` when the guard has an HTTP API (``serve_http``): the connection then stops feeding

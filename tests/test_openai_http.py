@@ -135,8 +135,8 @@ def test_srt_and_vtt_parse(server: ServerThread, shared_dir: Path) -> None:
         round(s.start, 3) for s in expected
     ]
     captions = webvtt.from_buffer(io.StringIO(webvtt_text))
-    assert [c.text for c in captions] == [s.text for s in expected]
-    assert [c.end_in_seconds for c in captions] == [int(s.end) for s in expected]
+    assert [c.text for c in captions.captions] == [s.text for s in expected]
+    assert [c.end_in_seconds for c in captions.captions] == [int(s.end) for s in expected]
 
 
 def test_stream_sends_deltas_then_done(server: ServerThread, shared_dir: Path) -> None:
@@ -158,7 +158,7 @@ def test_prompt_becomes_hotwords_and_is_bounded(server: ServerThread, shared_dir
         pytest.raises(openai.BadRequestError) as caught,
     ):
         client(server).audio.transcriptions.create(model="whisper-1", file=f, prompt="x" * 60)
-    assert caught.value.param == "prompt"  # type: ignore[attr-defined]
+    assert caught.value.param == "prompt"
 
 
 def test_models_lists_the_loaded_model(server: ServerThread) -> None:

@@ -127,7 +127,7 @@ def main() -> None:
         print(f"{name:>20}: {value}")
     verdict = "within" if figures["rss_growth_mb"] < TARGET_MB else "OVER"
     print(f"RSS growth {figures['rss_growth_mb']} MB: {verdict} the {TARGET_MB:g} MB target")
-    write_figures(args.out, "openai_memory", figures)
+    write_figures(args.out, "openai_memory.json", figures)
 
 
 if __name__ == "__main__":

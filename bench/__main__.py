@@ -4,7 +4,8 @@
 defaults and presets, ``bench.stream.tune``), and the single benchmarks under the names they
 have always had: ``export_fixture``, ``export_bench``, ``stream_bench``, ``lm_bench``,
 ``noise``, ``service_bench``, ``frontend_bench``, ``memory_bench``, ``soak_bench``,
-``triton_bench`` and ``gpu_capacity``. Each takes the options of its own module's ``main``.
+``openai_memory``, ``triton_bench`` and ``gpu_capacity``. Each takes the options of its own
+module's ``main``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ COMMANDS = {
     "frontend_bench": "bench.service.frontend",
     "memory_bench": "bench.service.memory",
     "soak_bench": "bench.service.soak",
+    "openai_memory": "bench.service.openai_memory",
     "triton_bench": "bench.triton.bench",
     "gpu_capacity": "bench.gpu.capacity",
 }

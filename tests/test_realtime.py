@@ -22,8 +22,8 @@ from streamasr.server.options.gate import VadGateConfig
 from streamasr.server.options.stream import StreamOptions
 from streamasr.server.protocol.clientjson import JsonObject
 from streamasr.server.protocol.conversation import Limits, State
-from streamasr.server.protocol.g711 import decode_g711
-from streamasr.server.protocol.realtime import (
+from streamasr.server.protocol.openai.g711 import decode_g711
+from streamasr.server.protocol.openai.realtime import (
     MAX_EVENT_CHARS,
     RealtimeRequestError,
     SessionUpdate,
@@ -31,7 +31,7 @@ from streamasr.server.protocol.realtime import (
     apply_update,
     parse_client_event,
 )
-from streamasr.server.protocol.realtime_conversation import (
+from streamasr.server.protocol.openai.realtime_conversation import (
     RealtimeConversation,
     initial_settings,
     stream_options,

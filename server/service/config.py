@@ -97,6 +97,10 @@ class ServerConfig:
     """Outgoing bytes (messages and control frames) buffered for one peer; a peer that lets it
     grow past this (it does not read) is disconnected."""
     max_session_s: float = 3600.0
+    max_upload_bytes: int = 200 << 20
+    """Largest body of ``POST /v1/audio/transcriptions`` (413 past it)."""
+    max_transcriptions: int = 4
+    """Transcriptions of the HTTP API running at once (429 past it)."""
     """Longest audio one session may stream (seconds of audio, not of wall clock)."""
     auth_token: str | None = None
     allowed_origins: tuple[str, ...] = ()
@@ -142,6 +146,8 @@ class ServerConfig:
         _within("handshake_timeout_s", self.handshake_timeout_s, 0.1, 3600)
         _within("max_write_buffer_bytes", self.max_write_buffer_bytes, 64 << 10, 1 << 30)
         _within("max_session_s", self.max_session_s, 1.0, 7 * 86_400)
+        _within("max_upload_bytes", self.max_upload_bytes, 1024, 1 << 40)
+        _within("max_transcriptions", self.max_transcriptions, 1, 10_000)
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 0.0, 3600)
         _within("workers", self.workers, 1, 256)
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -303,6 +309,8 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("handshake_timeout_s", "--handshake-timeout", float, "seconds to finish the handshake"),
     _Option("max_write_buffer_bytes", "--max-write-buffer", int, "outgoing bytes per peer (drop)"),
     _Option("max_session_s", "--max-session-seconds", float, "audio seconds per session (1008)"),
+    _Option("max_upload_bytes", "--max-upload-bytes", int, "largest HTTP upload (413)"),
+    _Option("max_transcriptions", "--max-transcriptions", int, "HTTP jobs at once (429)"),
     _Option("auth_token", "--auth-token", str, "required bearer token (prefer ASR_AUTH_TOKEN)"),
     _Option("allowed_origins", "--allowed-origins", _origins, "comma-separated browser origins"),
     _Option("tls_cert", "--tls-cert", _optional_path, "PEM certificate (serve wss://)"),

@@ -1,4 +1,6 @@
-"""The websocket service: one port for websocket sessions and a few plain HTTP pages.
+"""The websocket service: one port for websocket sessions, a few plain HTTP pages and the
+OpenAI-compatible API (``POST /v1/audio/transcriptions``: :mod:`.openai`, handed over by the
+connection class of :mod:`.transport`; ``GET /v1/models`` here).
 
 websockets owns the connections (``serve``; one handler task per connection, bounded frames,
 queues and write buffers). ``process_request`` answers plain HTTP (``/healthz``, ``/metrics``,
@@ -29,16 +31,20 @@ from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import AsrError
 from streamasr.server.inference.runtime import resolve_device
 from streamasr.server.options.presets import PRESET_NAMES
-from streamasr.server.protocol.admission import ServerState, Upgrade, admit, mode_of
+from streamasr.server.protocol.admission import ServerState, Upgrade, admit, authorized, mode_of
+from streamasr.server.protocol.openai.transcription import MODELS_PATH, ApiError, unauthorized
 from streamasr.server.service import pages
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.metrics import ServiceMetrics
 from streamasr.server.service.modelstore import ModelStore
 from streamasr.server.service.pages import StaticFolder
 from streamasr.server.service.session import Session, SessionContext
+from streamasr.server.service.transcriptions import TranscriptionApi
 from streamasr.server.service.transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
 
 log = logging.getLogger(__name__)
+
+SERVER_HEADER = f"streamasr websockets protocol/{PROTOCOL_VERSION}"
 
 REALTIME_SUBPROTOCOL = Subprotocol("realtime")
 """The subprotocol a browser's realtime client offers (with its key as
@@ -111,10 +117,15 @@ class Service:
         self._load_task: asyncio.Task[None] | None = None
         self._admitted: set[ServerConnection] = set()
         self._sessions: dict[asyncio.Task[Any], Session] = {}
+        self.api = TranscriptionApi(config, self._api_readiness)
         self.guard = TransportGuard(
             config.max_write_buffer_bytes,
             config.max_handshakes,
             on_drop=self.metrics.connection_dropped,
+            handshake_timeout_s=config.handshake_timeout_s,
+            serve_http=self.api.serve,
+            http_idle_s=config.idle_timeout_s,
+            server_header=SERVER_HEADER,
         )
         self.port = 0
 
@@ -131,6 +142,9 @@ class Service:
         where: dict[str, Any] = {"host": self.config.host, "port": self.config.port}
         if self._sock is not None:
             where = {"sock": self._sock}
+        ssl_context = self._ssl_context()
+        if ssl_context is not None:
+            where["ssl_handshake_timeout"] = self.config.handshake_timeout_s
         self._server = await serve(
             self._handle,
             **where,
@@ -138,14 +152,14 @@ class Service:
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             create_connection=connection_class(self.guard),
-            open_timeout=self.config.handshake_timeout_s,
+            open_timeout=None,  # the connection class bounds the handshake (not an HTTP job)
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=self.config.max_message_bytes,
             max_queue=MAX_QUEUE,
             write_limit=WRITE_LIMIT,
             compression=None,
-            server_header=f"streamasr websockets protocol/{PROTOCOL_VERSION}",
-            ssl=self._ssl_context(),
+            server_header=SERVER_HEADER,
+            ssl=ssl_context,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("listening on %s", self.url)
@@ -285,6 +299,9 @@ class Service:
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if url.path == MODELS_PATH and not upgrade:
+            answer = self._models(request, url.query)
+            return pages.head(answer) if request.method == "HEAD" else answer
         if request.method == "HEAD":
             return pages.head(self._http(url.path))
         if not upgrade:
@@ -310,6 +327,25 @@ class Service:
         if path.startswith("/static/"):
             return pages.static_file(self._static, path.removeprefix("/static/"))
         return pages.not_found(path)
+
+    def _models(self, request: Request, query: str) -> Response:
+        """``GET /v1/models`` (same token as the websockets)."""
+        token = self.config.auth_token
+        upgrade = Upgrade(MODELS_PATH, query, request.headers.get("Authorization", ""))
+        if token is not None and not authorized(token, upgrade):
+            error: ApiError = unauthorized()
+            return pages.response(401, error.body(), "application/json", dict(error.headers()))
+        return pages.json_response(200, self.api.models(self.engine))
+
+    def _api_readiness(self) -> tuple[Engine | None, str | None]:
+        """The engine for an HTTP transcription, or None and why not."""
+        if self._draining:
+            return None, "the server is shutting down"
+        if self.engine is None:
+            return None, "the model failed to load" if self.load_error else "the model is loading"
+        if not self.engine.available:
+            return None, "the inference pool is unavailable"
+        return self.engine, None
 
     def _refusal(self, request: Request, path: str, query: str) -> Response | None:
         self._admitted = {c for c in self._admitted if not c.transport.is_closing()}

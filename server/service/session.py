@@ -45,7 +45,7 @@ from streamasr.server.protocol.conversation import (
     State,
 )
 from streamasr.server.protocol.dialects import V1Conversation, VoskConversation
-from streamasr.server.protocol.realtime_conversation import RealtimeConversation
+from streamasr.server.protocol.openai.realtime_conversation import RealtimeConversation
 from streamasr.server.protocol.v1 import CloseCode, encode, error_spec
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.metrics import ServiceMetrics

@@ -10,9 +10,14 @@ waits for a reader without a deadline. :class:`GuardedConnection` closes those g
   close deadline once closing, then the connection is aborted;
 * at most ``max_handshakes`` connections may be in their opening handshake: a new one past it
   aborts the oldest (an idle socket, most likely, while a real client finishes its handshake in
-  one round trip), and ``open_timeout`` bounds how long each may take;
+  one round trip), and ``handshake_timeout_s`` bounds how long each may take;
 * a request whose method is not GET or HEAD is answered 405 from its request line, before
-  websockets' parser (which does not answer requests with a body).
+  websockets' parser (which does not answer requests with a body), except a POST under
+  ``/v1/`` when the guard has an HTTP API (``serve_http``): the connection then stops feeding
+  websockets and hands its bytes to an :class:`~.openai.exchange.HttpExchange` (h11) that the
+  handshake task serves instead of the handshake, without its deadline (the exchange has its own
+  idle timeout). This is why the handshake deadline is kept here (``handshake_timeout_s``) and not
+  in websockets' ``open_timeout``, which would cut a long transcription.
 
 Each drop is counted through ``on_drop(reason)`` and logged once per connection.
 """
@@ -22,12 +27,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import CONNECTING
+
+from streamasr.server.service.exchange import HttpExchange
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ aborted (websockets' ``close_timeout``)."""
 REQUEST_LINE_BYTES = 8192
 """Bytes of a request line examined for its method (websockets' own line limit)."""
 ALLOWED_METHODS = ("GET", "HEAD")
+HTTP_API_PREFIX = b"/v1/"
+"""A POST under this path goes to the HTTP API (``guard.serve_http``); elsewhere it is a 405."""
 
 
 @dataclass
@@ -52,6 +61,15 @@ class TransportGuard:
     ``handshake_timeout``, ``method``) for each connection the guard ends."""
     handshaking: dict[GuardedConnection, None] = field(default_factory=dict)
     """The connections in their opening handshake, oldest first."""
+    handshake_timeout_s: float | None = None
+    """Longest opening handshake (None: unbounded); not applied to an HTTP exchange."""
+    serve_http: Callable[[HttpExchange], Awaitable[None]] | None = None
+    """Serves a POST request (the OpenAI API); None: POST is answered 405."""
+    http_idle_s: float = 30.0
+    """Longest silence of a peer while its HTTP request is read."""
+    server_header: str = "streamasr"
+    exchanges: set[GuardedConnection] = field(default_factory=set)
+    """The connections serving an HTTP exchange."""
 
     def drop(self, connection: GuardedConnection, reason: str, detail: str) -> None:
         """Abort ``connection`` (once), count and log it."""
@@ -64,10 +82,11 @@ class TransportGuard:
 
     def abort_handshaking(self) -> int:
         """Abort every connection still in its handshake (shutdown); how many."""
-        late = [c for c in self.handshaking if not c.transport.is_closing()]
+        late = [c for c in [*self.handshaking, *self.exchanges] if not c.transport.is_closing()]
         for connection in late:
             connection.transport.abort()
         self.handshaking.clear()
+        self.exchanges.clear()
         return len(late)
 
 
@@ -85,6 +104,9 @@ class GuardedConnection(ServerConnection):
         """Why the guard aborted this connection (None: it did not)."""
         self._request_line = bytearray()
         self._method_checked = False
+        self.exchange: HttpExchange | None = None
+        """The HTTP exchange this connection serves instead of a handshake (a POST)."""
+        self._exchange_started: asyncio.Future[None] = self.loop.create_future()
 
     # -- the handshake ----------------------------------------------------------------------------
 
@@ -100,23 +122,56 @@ class GuardedConnection(ServerConnection):
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         try:
-            if self.dropped is None:
-                await super().handshake(*args, **kwargs)
-            elif self.dropped == "method":  # let the 405 reach the peer (open_timeout bounds it)
-                await asyncio.shield(self.connection_lost_waiter)
-        except asyncio.CancelledError:  # open_timeout (or the server closing)
-            if self.protocol.state is CONNECTING and self.dropped is None:
+            async with asyncio.timeout(self.guard.handshake_timeout_s) as deadline:
+                await asyncio.wait(
+                    [self.request_rcvd, self.connection_lost_waiter, self._exchange_started],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self.exchange is not None and self.guard.serve_http is not None:
+                    deadline.reschedule(None)
+                    await self._serve_http(self.exchange, self.guard.serve_http)
+                elif self.dropped is None:
+                    await super().handshake(*args, **kwargs)
+                elif self.dropped == "method":  # let the 405 reach the peer (before the deadline)
+                    await asyncio.shield(self.connection_lost_waiter)
+        except (asyncio.CancelledError, TimeoutError):  # the deadline (or the server closing)
+            if self.protocol.state is CONNECTING and self.dropped is None and self.exchange is None:
                 self.dropped = "handshake_timeout"
                 self.guard.on_drop("handshake_timeout")
             raise
         finally:
             self.guard.handshaking.pop(self, None)
 
+    async def _serve_http(
+        self, exchange: HttpExchange, serve: Callable[[HttpExchange], Awaitable[None]]
+    ) -> None:
+        """Serve the exchange, then wait (bounded) for the answer to be flushed and the
+        transport closed: websockets aborts the transport of a handshake that did not open."""
+        try:
+            await serve(exchange)
+            await asyncio.wait_for(asyncio.shield(self.connection_lost_waiter), WRITE_STALL_S)
+        except TimeoutError:
+            log.debug("%s: the HTTP answer was not flushed in time", _peer(self))
+        finally:
+            self.guard.exchanges.discard(self)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.handshaking.pop(self, None)
+        if self.exchange is not None:
+            self.exchange.connection_lost()
         super().connection_lost(exc)
 
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
+        if self.exchange is None:
+            super().eof_received()
+            return None
+        self.exchange.feed_eof()
+        return self.transport.get_extra_info("sslcontext") is None  # keep writing the answer
+
     def data_received(self, data: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.feed(data)
+            return
         if self.dropped is not None:
             return  # answered or aborted: discard the rest of the request
         if not self._method_checked and self._refuse_method(data):
@@ -130,10 +185,13 @@ class GuardedConnection(ServerConnection):
         if end < 0 and len(self._request_line) < REQUEST_LINE_BYTES:
             return False  # the request line is not complete yet: websockets buffers it too
         self._method_checked = True
-        method = bytes(self._request_line[: max(end, 0)]).split(b" ", 1)[0]
+        method, _, rest = bytes(self._request_line[: max(end, 0)]).partition(b" ")
         del self._request_line[:]
         if method.decode("ascii", "replace") in ALLOWED_METHODS or end < 0:
             return False  # websockets' parser answers (or drops) the rest
+        if method == b"POST" and rest.startswith(HTTP_API_PREFIX) and self.guard.serve_http:
+            self._start_exchange(data)
+            return True
         self.dropped = "method"
         self.guard.on_drop("method")
         self.transport.write(method_not_allowed())
@@ -142,6 +200,14 @@ class GuardedConnection(ServerConnection):
         else:
             self.transport.close()
         return True
+
+    def _start_exchange(self, data: bytes) -> None:
+        """Serve this connection as one HTTP request (its bytes so far: ``data``)."""
+        self.guard.handshaking.pop(self, None)
+        self.guard.exchanges.add(self)
+        self.exchange = HttpExchange(_Wire(self), self.guard.http_idle_s, self.guard.server_header)
+        self.exchange.feed(data)
+        self._exchange_started.set_result(None)
 
     # -- output -----------------------------------------------------------------------------------
 
@@ -172,6 +238,38 @@ class GuardedConnection(ServerConnection):
             what = "during the closing handshake" if self.close_deadline else f"{WRITE_STALL_S:g} s"
             self.guard.drop(self, "write_stall", f"it read nothing for {what}")
             raise ConnectionAbortedError("the peer does not read") from None
+
+
+class _Wire:
+    """The transport of a connection as an exchange's :class:`~.openai.exchange.Wire`: writes
+    bounded by the guard's write buffer, drains bounded by :data:`WRITE_STALL_S`."""
+
+    def __init__(self, connection: GuardedConnection) -> None:
+        self._connection = connection
+        self._transport = connection.transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+        if not self._connection._check_buffer():
+            raise ConnectionAbortedError("the peer does not read")
+
+    async def drain(self) -> None:
+        await self._connection.drain()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def can_write_eof(self) -> bool:
+        return bool(self._transport.can_write_eof())
+
+    def write_eof(self) -> None:
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 def connection_class(guard: TransportGuard) -> type[GuardedConnection]:

@@ -47,9 +47,8 @@ from streamasr.server.protocol.conversation import (
     SessionMetrics,
     State,
 )
-
-from .g711 import decode_g711
-from .realtime import (
+from streamasr.server.protocol.openai.g711 import decode_g711
+from streamasr.server.protocol.openai.realtime import (
     Append,
     Clear,
     Commit,

@@ -12,6 +12,7 @@ from .audio import AudioFormat
 from .decoding import Decoders, DecoderSettings
 from .inference import InferenceBackend, InferenceConfig, open_backend
 from .manifest import Manifest, read_manifest
+from .preset_rules import with_rule_presets
 from .runtime import Runner, RuntimeConfig
 from .scheduler import SchedulerConfig
 from .stream import Clock, Stream, StreamOptions, make_stream
@@ -49,7 +50,8 @@ class Engine:
     def __init__(self, folder: Path | str, config: EngineConfig | None = None) -> None:
         self.folder = Path(folder)
         self.config = config or EngineConfig()
-        self.manifest: Manifest = read_manifest(self.folder)
+        self.manifest: Manifest = with_rule_presets(read_manifest(self.folder))
+        """The manifest, with the rule presets if its export predates them (.preset_rules)."""
         self.runner: Runner
         self.scheduler: InferenceBackend
         """Where streams submit windows: the local batching scheduler or the Triton backend."""

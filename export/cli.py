@@ -161,6 +161,11 @@ def summary(result: ExportResult) -> str:
             f"{float(figures.get('agreement', float('nan'))):>7.3f} "
             f"{figures.get('provider', '')!s:<22} {status}"
         )
+    streaming = result.manifest.streaming
+    if streaming is not None and streaming.presets:
+        kind = "measured" if streaming.presets_tuned else "by rule; python -m bench tune measures"
+        names = ", ".join(f"{n} {p.windows.label()}" for n, p in streaming.presets.items())
+        lines += ["", f"presets ({kind}): {names}"]
     return "\n".join(lines)
 
 

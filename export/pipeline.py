@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from streamasr.server.engine.preset_rules import rule_section
 from streamasr.server.engine.vad import VAD_FILE
 from streamasr.server.errors import ManifestError
 from streamasr.server.manifest import (
@@ -26,8 +27,7 @@ from streamasr.server.manifest import (
     sha256_file,
     write_manifest,
 )
-from streamasr.server.options.presets import StreamingSection, Windows
-from streamasr.server.options.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
+from streamasr.server.options.presets import StreamingSection
 
 from . import convert, validate
 from .errors import ExportError, ValidationFailedError
@@ -177,7 +177,7 @@ def _build(
     manifest = _manifest(checkpoint, {p: entries[p] for p in PRECISIONS if p in entries})
     manifest = replace(
         manifest,
-        streaming=existing.streaming if existing and existing.streaming else _built_in(),
+        streaming=_streaming(existing, checkpoint),
         vad=_copy_vad(work),
     )
     with steps.step(f"writing {dest}"):
@@ -268,10 +268,14 @@ def _manifest(checkpoint: Checkpoint, entries: dict[str, PrecisionEntry]) -> Man
     )
 
 
-def _built_in() -> StreamingSection:
-    """The built-in window defaults (``python -m bench tune`` replaces them with measured ones
-    and adds presets; a re-export keeps what tuning wrote)."""
-    return StreamingSection(Windows(DEFAULT_LEFT_S, DEFAULT_HOP_S, DEFAULT_LOOKAHEAD_S))
+def _streaming(existing: Manifest | None, checkpoint: Checkpoint) -> StreamingSection:
+    """The presets built by rules from the model's frame geometry, ``balanced`` as the defaults
+    (``python -m bench tune`` replaces them with measured ones); a re-export keeps a section with
+    a tuned preset."""
+    kept = existing.streaming if existing else None
+    if kept is not None and any(p.tuned for p in kept.presets.values()):
+        return kept
+    return rule_section(checkpoint.input)
 
 
 VAD_WHEEL = "silero-vad"

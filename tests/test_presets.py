@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from streamasr.server.engine.engine import Engine, EngineConfig
+from streamasr.server.engine.preset_rules import RULE_WINDOWS, rule_section, with_rule_presets
+from streamasr.server.engine.windows import WindowPlan, check_geometry
 from streamasr.server.errors import (
     InvalidFieldError,
     ManifestError,
@@ -18,9 +20,15 @@ from streamasr.server.errors import (
     StreamConfigError,
 )
 from streamasr.server.inference.runtime import RuntimeConfig
-from streamasr.server.manifest import read_manifest, write_manifest
+from streamasr.server.manifest import InputSpec, read_manifest, write_manifest
 from streamasr.server.options.gate import GateConfig, VadGateConfig
-from streamasr.server.options.presets import Preset, StreamingSection, Windows, resolve_windows
+from streamasr.server.options.presets import (
+    PRESET_NAMES,
+    Preset,
+    StreamingSection,
+    Windows,
+    resolve_windows,
+)
 from streamasr.server.options.stream import (
     DEFAULT_HOP_S,
     DEFAULT_LEFT_S,
@@ -72,6 +80,109 @@ def test_a_malformed_section_is_a_manifest_error(fixture_export: Path, tmp_path:
     (folder / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="nonesuch"):
         read_manifest(folder)
+
+
+def test_presets_without_the_tuned_flag_read_as_tuned(fixture_export: Path, tmp_path: Path) -> None:
+    folder = copy_export(fixture_export, tmp_path, SECTION)
+    raw = json.loads((folder / "manifest.json").read_text())
+    assert raw["streaming"]["presets"]["fast"].pop("tuned") is True
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    section = read_manifest(folder).streaming
+    assert section is not None and section.presets["fast"].tuned and section.presets_tuned
+    raw["streaming"]["presets"]["fast"]["tuned"] = "no"
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match="tuned"):
+        read_manifest(folder)
+
+
+# -- the rule presets -----------------------------------------------------------------------------
+
+
+def waveform(stride: int, field: int, adapter_layers: int = 0) -> InputSpec:
+    """A wav2vec2 front end (kernels 10, 3 x4, 2 x2; strides 5, 2 x6: 320 samples, 400 seen)
+    with ``adapter_layers`` stride-2 layers, or a made-up one-layer front end."""
+    if (stride, field) == (320, 400):
+        kernels, strides = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
+    else:
+        kernels, strides = (field,), (stride,)
+    return InputSpec(
+        kind="waveform",
+        name="input_values",
+        sample_rate=16000,
+        frame_stride=stride * 2**adapter_layers,
+        receptive_field=field,
+        normalize=True,
+        attention_mask=False,
+        conv_kernel=kernels,
+        conv_stride=strides,
+        adapter_layers=adapter_layers,
+        adapter_kernel=3 if adapter_layers else 0,
+        adapter_stride=2 if adapter_layers else 0,
+    )
+
+
+FBANK = InputSpec(
+    kind="fbank",
+    name="input_features",
+    sample_rate=16000,
+    frame_stride=320,
+    receptive_field=560,
+    normalize=True,
+    attention_mask=True,
+    feature_size=160,
+    num_mel_bins=80,
+    stack_stride=2,
+)
+
+
+def test_rule_presets_on_20_ms_frames_are_the_rules_as_written() -> None:
+    for spec in (waveform(320, 400), FBANK):
+        section = rule_section(spec)
+        assert {n: p.windows for n, p in section.presets.items()} == RULE_WINDOWS
+        assert list(section.presets) == list(PRESET_NAMES)
+        assert not any(p.tuned or p.measured for p in section.presets.values())
+        assert not section.presets_tuned and not section.tuned
+        assert section.default_preset == "balanced" and section.defaults == BUILT_IN
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [waveform(320, 400), FBANK, waveform(320, 400, adapter_layers=1), waveform(480, 480)],
+    ids=["wav2vec2", "fbank", "adapter-40ms", "30ms-frames"],
+)
+def test_rule_presets_fit_every_frame_geometry(spec: InputSpec) -> None:
+    frame_s = spec.frame_stride / spec.sample_rate
+    for name, preset in rule_section(spec).presets.items():
+        w, rule = preset.windows, RULE_WINDOWS[name]
+        for value, wanted in zip(w.to_dict().values(), rule.to_dict().values(), strict=True):
+            assert wanted <= value < wanted + frame_s  # rounded up to whole frames
+        plan = WindowPlan.from_seconds(w.left_s, w.hop_s, w.lookahead_s, spec)
+        check_geometry(spec, plan)
+        StreamOptions(left_s=w.left_s, hop_s=w.hop_s, lookahead_s=w.lookahead_s)
+
+
+def test_the_lookahead_covers_a_wide_receptive_field() -> None:
+    spec = waveform(320, 4000)  # one frame sees 250 ms: 13 frames
+    presets = rule_section(spec).presets
+    assert presets["fast"].windows.lookahead_s == pytest.approx(13 * 0.02)
+    assert presets["accurate"].windows.lookahead_s == RULE_WINDOWS["accurate"].lookahead_s
+
+
+def test_the_engine_adds_the_rule_presets_to_an_older_export(
+    fixture_export: Path, tmp_path: Path
+) -> None:
+    folder = copy_export(fixture_export, tmp_path, None)
+    manifest = read_manifest(folder)
+    assert with_rule_presets(manifest).streaming == rule_section(manifest.input)
+    own = StreamingSection(DEFAULTS)  # an export's section from before the presets
+    kept = with_rule_presets(replace(manifest, streaming=own)).streaming
+    assert kept is not None and kept.defaults == DEFAULTS and kept.default_preset is None
+    assert set(kept.presets) == set(PRESET_NAMES)
+    assert with_rule_presets(replace(manifest, streaming=SECTION)).streaming == SECTION
+    with int8_engine(folder, StreamOptions.model_defaults()) as engine:
+        for name in PRESET_NAMES:
+            options = engine.stream(options=StreamOptions.model_defaults(preset=name)).options
+            assert windows_of(options) == RULE_WINDOWS[name]
 
 
 def test_precedence_preset_then_given_then_manifest_then_built_in() -> None:
@@ -205,3 +316,26 @@ def test_server_preset_flag_is_the_sessions_default(fixture_export: Path, tmp_pa
         assert http_get(server.port, "/healthz").json()["preset"] == "fast"
         engine = server.engine
         assert windows_of(engine.stream(options=config.stream_options).options) == FAST
+
+
+def test_a_fresh_export_serves_every_preset(
+    fixture_export: Path, tts_set: list[tuple[Path, str]]
+) -> None:
+    raw = json.loads((fixture_export / "manifest.json").read_text())["streaming"]
+    assert [raw["presets"][n]["tuned"] for n in PRESET_NAMES] == [False] * 3
+    assert raw["defaults"]["preset"] == "balanced"
+    audio, rate = read_mono(tts_set[1][0])
+    speech = np.concatenate([audio, audio])
+    with ServerThread(server_config(fixture_export, precision="int8")) as server:
+        health = http_get(server.port, "/healthz").json()
+        outcomes = {
+            name: server.call(stream_v1(server.ws_url(), speech, rate, preset=name))
+            for name in PRESET_NAMES
+        }
+    assert health["presets"] == list(PRESET_NAMES) and health["preset"] == "balanced"
+    assert health["presets_tuned"] is False
+    for name, outcome in outcomes.items():
+        assert outcome.error is None and outcome.text
+        partials = outcome.of("partial")
+        for other, windows in RULE_WINDOWS.items():
+            assert hops_of(partials, windows) == (other == name), (name, other)

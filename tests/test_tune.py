@@ -14,6 +14,8 @@ from streamasr.server.manifest import read_manifest
 from streamasr.server.options.presets import PRESET_NAMES, Windows
 from streamasr.server.options.stream import StreamOptions
 
+from .service_util import ServerThread, http_get, server_config
+
 
 def point(hop: float, wer: float, p95: float, compute: float) -> tune.Point:
     return tune.Point(Windows(0.32, hop, 0.16), wer, p95 / 2, p95, compute)
@@ -54,12 +56,15 @@ def test_tune_writes_defaults_and_presets_the_server_uses(
     folder = tmp_path / "model"
     shutil.copytree(fixture_export, folder, ignore=shutil.ignore_patterns("model.fp16.*"))
     speech = shared_dir / "speech" / "dev" / "tts"
+    before = read_manifest(folder).streaming
+    assert before is not None and not before.presets_tuned  # the export's rule presets
     argv = ["--model", str(folder), "--speech", str(speech), "--grid", "quick"]
     assert tune.main([*argv, "--limit", "2", "--repeats", "1"]) == 0
     printed = capsys.readouterr().out
     assert "Rules:" in printed and "| fast" in printed and "wrote the streaming section" in printed
     section = read_manifest(folder).streaming
     assert section is not None and set(section.presets) == set(PRESET_NAMES)
+    assert section.presets_tuned
     assert section.default_preset == "balanced"
     assert section.defaults == section.presets["balanced"].windows
     grid = {Windows(left, hop, look) for hop, left, look in tune.QUICK_TUNE_GRID}
@@ -73,3 +78,6 @@ def test_tune_writes_defaults_and_presets_the_server_uses(
         assert Windows(opened.left_s, opened.hop_s, opened.lookahead_s) == section.defaults
         fast = engine.stream(options=StreamOptions.model_defaults(preset="fast")).options
         assert Windows(fast.left_s, fast.hop_s, fast.lookahead_s) == section.presets["fast"].windows
+    with ServerThread(server_config(folder, precision="int8")) as server:
+        health = http_get(server.port, "/healthz").json()
+    assert health["presets"] == list(PRESET_NAMES) and health["presets_tuned"] is True

@@ -7,12 +7,14 @@
   seeded random weights, exported. Both cache their exports under ``work/models``.
 * ``engine``: the engine on CPU (or a GPU), :data:`THREADS` intra-op threads, no batching wait
   unless asked; ``plan_options``: stream options from a (hop, left, lookahead) point.
+* ``ExportFolder``: the ``--model`` argument of every benchmark that takes an export.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,10 @@ from numpy.typing import NDArray
 from streamasr.server.constants import SAMPLE_RATE as RATE
 from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.engine.offline import read_audio
+from streamasr.server.errors import ManifestError
 from streamasr.server.inference.runtime import Device, RuntimeConfig
 from streamasr.server.inference.scheduler import SchedulerConfig
+from streamasr.server.manifest import read_manifest
 from streamasr.server.options.stream import StreamOptions
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -37,6 +41,27 @@ def write_figures(out: Path, name: str, figures: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nraw figures: {out / name}")
+
+
+class ExportFolder(argparse.Action):
+    """``--model FOLDER`` of a benchmark that takes an ``asr-export`` folder: a :class:`Path` once
+    the folder's manifest reads; otherwise the reason in one line and exit status 2, before any
+    work (argparse's usage is left out: the reason is the whole answer)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        folder = Path(str(values))
+        try:
+            read_manifest(folder)
+        except ManifestError as exc:
+            reason = " ".join(str(exc).split())
+            parser.exit(2, f"{parser.prog}: error: {option_string} {folder}: {reason}\n")
+        setattr(namespace, self.dest, folder)
 
 
 Utterance = tuple[NDArray[np.float32], str]

@@ -25,12 +25,12 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from streamasr.server.service.config import ServerConfig
 
-from ..common.fixtures import DEFAULT_SHARED, export_fixture
+from ..common.fixtures import DEFAULT_SHARED, ExportFolder, export_fixture
 from ..common.proc import read_usage
 from ..common.server_process import ServerProcess
 
@@ -142,9 +142,11 @@ def _rss(pid: int) -> float:
     return usage.rss_mib
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="an asr-export folder (default: the fixture)")
+    parser.add_argument(
+        "--model", action=ExportFolder, help="an asr-export folder (default: the fixture)"
+    )
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--load-s", type=float, default=20.0)
@@ -152,7 +154,7 @@ def main() -> None:
     parser.add_argument("--flood-s", type=float, default=60.0)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between readings")
     parser.add_argument("--server-arg", action="append", default=[], help="extra asr-server flag")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or export_fixture(args.shared, Path(tmp), ("int8",))

@@ -17,6 +17,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from openai import OpenAI
 from bench.common.fixtures import (
     DEFAULT_OUT,
     DEFAULT_SHARED,
+    ExportFolder,
     dev_set,
     export_fixture,
     write_figures,
@@ -113,14 +115,14 @@ def measure(model: Path, audio: Path, seconds: float, work: Path) -> dict[str, A
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="an asr-export folder")
+    parser.add_argument("--model", action=ExportFolder, default=None, help="an asr-export folder")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--format", choices=["flac", "wav", "ogg"], default="flac")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = args.out / "openai_memory"
     work.mkdir(parents=True, exist_ok=True)

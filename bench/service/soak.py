@@ -18,6 +18,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from websockets.asyncio.client import connect
 
 from streamasr.server.engine.offline import read_audio
 
-from ..common.fixtures import DEFAULT_SHARED, export_fixture
+from ..common.fixtures import DEFAULT_SHARED, ExportFolder, export_fixture
 from ..common.proc import open_fds, read_usage
 from ..common.server_process import ServerProcess
 
@@ -100,14 +101,16 @@ def report(done: int, pid: int, elapsed_s: float) -> None:
     print(f"  {done:6d} sessions  RSS {rss:7.1f} MiB  fds {open_fds(pid)}  ({elapsed_s:.0f} s)")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="an asr-export folder (default: the fixture)")
+    parser.add_argument(
+        "--model", action=ExportFolder, help="an asr-export folder (default: the fixture)"
+    )
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--audio-s", type=float, default=0.3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     pcm = speech(args.shared, args.audio_s)
     with tempfile.TemporaryDirectory() as tmp:

@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench noise", description=__doc__)
     parser.add_argument("--shared", type=Path, default=fixtures.DEFAULT_SHARED)
     parser.add_argument("--work", type=Path, default=Path("/tmp/stream_bench"))
-    parser.add_argument("--model", type=Path, default=None, help="export (default: fixture)")
+    parser.add_argument("--model", action=fixtures.ExportFolder, help="export (default: fixture)")
     parser.add_argument("--limit", type=int, default=None, help="first N utterances per set")
     parser.add_argument("--out", type=Path, default=None, help="raw figures (JSON)")
     args = parser.parse_args(argv)

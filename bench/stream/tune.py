@@ -261,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, required=True, help="asr-export folder")
+    parser.add_argument(
+        "--model", action=fixtures.ExportFolder, required=True, help="asr-export folder"
+    )
     parser.add_argument("--speech", type=Path, required=True, help="audio + transcripts.tsv")
     parser.add_argument("--budget-compute", type=float, default=Budgets.compute)
     parser.add_argument("--budget-latency-p95", type=float, default=Budgets.latency_p95)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamasr.server.decoding.factory import Decoders
+from streamasr.server.engine.preset_rules import with_rule_presets
 from streamasr.server.engine.stream import Clock, Stream, make_stream
 from streamasr.server.engine.vad import SileroVad
 from streamasr.server.inference.backend import InferenceBackend, open_backend
@@ -52,7 +53,8 @@ class Engine:
     def __init__(self, folder: Path | str, config: EngineConfig | None = None) -> None:
         self.folder = Path(folder)
         self.config = config or EngineConfig()
-        self.manifest: Manifest = read_manifest(self.folder)
+        self.manifest: Manifest = with_rule_presets(read_manifest(self.folder))
+        """The manifest, with the rule presets if its export predates them (.preset_rules)."""
         self.scheduler: InferenceBackend = open_backend(
             self.folder,
             self.manifest,

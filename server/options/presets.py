@@ -3,8 +3,9 @@
 ``python -m bench tune`` measures a model's latency/accuracy/compute grid on the user's audio and
 writes the winner as the model's window defaults, and three measured points as the presets a
 client names in ``start`` (``"preset": "fast"``) or the server with ``--preset``. ``asr-export``
-writes the built-in defaults (no presets). A manifest without the section is valid: the built-in
-defaults apply.
+writes presets built by rules from the model's frame geometry, marked ``"tuned": false``
+(:mod:`.preset_rules`), which tuning replaces. A manifest without the section is valid: the
+built-in defaults apply, and the engine adds the rule presets.
 
 Window precedence, first that applies: the session's ``preset``; the server's ``--preset`` or its
 explicit ``--left/--hop/--lookahead`` flags (each flag on its own); the manifest's defaults; the
@@ -47,21 +48,27 @@ class Windows:
 
 @dataclass(frozen=True)
 class Preset:
-    """A measured point of the model's grid."""
+    """A point of the model's grid: measured by tuning, or built by the rules."""
 
     windows: Windows
     measured: Mapping[str, float] = field(default_factory=dict)
     """What the tuning run measured there: ``word_p50_s``, ``word_p95_s`` (end of a word's audio
     to the first partial showing it, one real-time stream), ``wer``, ``offline_wer`` and
     ``compute_x`` (model input per audio sample; offline is 1.0)."""
+    tuned: bool = True
+    """False for the rule presets ``asr-export`` writes (nothing measured); a manifest without
+    the flag is read as tuned (only ``python -m bench tune`` wrote presets before it)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.windows.to_dict(), "measured": dict(self.measured)}
+        return {**self.windows.to_dict(), "measured": dict(self.measured), "tuned": self.tuned}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Preset:
         measured = {str(k): float(v) for k, v in dict(raw.get("measured", {})).items()}
-        return cls(Windows.from_dict(raw), measured)
+        tuned = raw.get("tuned", True)
+        if not isinstance(tuned, bool):
+            raise ValueError(f"preset tuned {tuned!r} is not true or false")
+        return cls(Windows.from_dict(raw), measured, tuned)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,11 @@ class StreamingSection:
     tuned: Mapping[str, Any] = field(default_factory=dict)
     """How the figures were obtained (speech folder, utterances, rule, budgets, date); empty when
     ``asr-export`` wrote the built-in defaults."""
+
+    @property
+    def presets_tuned(self) -> bool:
+        """Whether every preset was measured (False without presets)."""
+        return bool(self.presets) and all(p.tuned for p in self.presets.values())
 
     def preset(self, name: str) -> Preset:
         """The named preset; :class:`StreamConfigError` (``invalid_field``) when absent."""

@@ -398,14 +398,16 @@ class Service:
     def _presets(self, engine: Engine | None) -> dict[str, Any]:
         """``presets``: the model's latency preset names (a session's ``start.preset``);
         ``preset``: the one sessions get by default (``--preset``, else the manifest's; none
-        with explicit window flags)."""
+        with explicit window flags); ``presets_tuned``: false while they are the export's rule
+        presets, not yet measured by ``python -m bench tune``."""
         streaming = engine.manifest.streaming if engine else None
         names = [n for n in PRESET_NAMES if streaming and n in streaming.presets]
         default = self.config.preset or (streaming.default_preset if streaming else None)
         config = self.config
         if {config.left_s, config.hop_s, config.lookahead_s} != {None}:
             default = None
-        return {"presets": names, "preset": default}
+        tuned = streaming.presets_tuned if streaming else None
+        return {"presets": names, "preset": default, "presets_tuned": tuned}
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -104,3 +104,17 @@ def test_the_map_names_only_modules_that_exist() -> None:
 
 def test_readme_links_the_map() -> None:
     assert "docs/architecture.md" in (ROOT / "README.md").read_text()
+
+
+def test_clients_and_benchmarks_build_v1_messages_through_the_schema() -> None:
+    """No hand-built v1 ``start``/``stop`` in client/ or bench/: they go through
+    streamasr.server.protocol.messages (the browser page, in JavaScript, aside)."""
+    hand_built = re.compile(r"""["']type["']\s*:\s*["'](start|stop)["']""")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for wing in ("client", "bench")
+        for path in sorted((ROOT / wing).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if hand_built.search(line)
+    ]
+    assert found == []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.client import ClientConnection, connect
+
+from streamasr.server.protocol import messages
 
 from ..stream.sim import FRAME, RATE, start_offsets
 
@@ -82,10 +83,10 @@ class Client:
             self.url, open_timeout=60, close_timeout=30, max_size=2**22
         )
         try:
-            start = {"type": "start", "sample_rate": RATE, "encoding": "s16le"}
-            await self._ws.send(json.dumps(start))
-            reply = json.loads(await asyncio.wait_for(self._ws.recv(), 60))
-            if reply.get("type") != "ready":
+            await self._ws.send(messages.encode(messages.Start(RATE, "s16le").to_dict()))
+            text = await asyncio.wait_for(self._ws.recv(), 60)
+            reply = json.loads(text)
+            if not isinstance(messages.server_message(reply), messages.Ready):
                 raise RuntimeError(f"expected 'ready', got {reply}")
         except BaseException:
             await self._ws.close()
@@ -113,7 +114,7 @@ class Client:
                     await asyncio.sleep(delay)  # the speaker's pace
                 self.run.late_s.append(max(0.0, loop.time() - due))
                 await self.send_frame(frame)
-            await self._ws.send(json.dumps({"type": "stop"}))
+            await self._ws.send(messages.encode(messages.STOP))
             await receiver
         except Exception as exc:  # a failed stream is a figure, not a crash of the benchmark
             self.run.error = f"{type(exc).__name__}: {exc}"
@@ -130,14 +131,14 @@ class Client:
             if not isinstance(message, str):
                 continue
             event = json.loads(message)
-            kind = event.get("type")
-            if kind == "partial":
+            kind = messages.server_message(event)
+            if isinstance(kind, messages.PartialResult):
                 self.run.partials.append((arrival, audio_extent(event)))
-            elif kind == "final":
-                self.run.finals.append((arrival, float(event.get("end", math.nan))))
-            elif kind == "end":
+            elif isinstance(kind, messages.FinalResult):
+                self.run.finals.append((arrival, kind.end))
+            elif isinstance(kind, messages.End):
                 self.run.end_arrival = arrival
-            elif kind == "error":
+            elif isinstance(kind, messages.ErrorReport):
                 self.run.error = f"server error: {event}"
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import logging
 import os
 import socket
@@ -28,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from streamasr.server.protocol import messages
 from streamasr.server.service.config import ServerConfig
 
 from ..common.fixtures import DEFAULT_SHARED, ExportFolder, export_fixture
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"asr-server pid {server.pid}, defaults: --max-message-bytes {max_bytes}")
             start = frame(
                 0x1,
-                json.dumps({"type": "start", "sample_rate": 16000, "encoding": "s16le"}).encode(),
+                messages.encode(messages.Start(16000, "s16le").to_dict()).encode(),
             )
             audio = frame(0x2, b"\1\0" * (max_bytes // 2))
             before, peak = run_phase(

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from websockets.asyncio.client import connect
 
 from streamasr.server.engine.offline import read_audio
+from streamasr.server.protocol import messages
 
 from ..common.fixtures import DEFAULT_SHARED, ExportFolder, export_fixture
 from ..common.proc import open_fds, read_usage
@@ -52,11 +53,11 @@ async def one_session(url: str, pcm: bytes) -> str:
     """A whole v1 session; the close code and the type of the last message."""
     last = ""
     async with connect(url, compression=None, open_timeout=30) as ws:
-        await ws.send(json.dumps({"type": "start", "sample_rate": RATE, "encoding": "s16le"}))
+        await ws.send(messages.encode(messages.Start(RATE, "s16le").to_dict()))
         step = RATE // 10 * 2
         for offset in range(0, len(pcm), step):
             await ws.send(pcm[offset : offset + step])
-        await ws.send(json.dumps({"type": "stop"}))
+        await ws.send(messages.encode(messages.STOP))
         async for message in ws:
             if isinstance(message, str):
                 last = json.loads(message).get("type", "")

@@ -1,7 +1,7 @@
 """Windows on a Triton Inference Server pool over gRPC (``--inference triton://HOST:PORT``).
 
 The backend owns one event loop in a thread of its own, on which every request runs as a
-coroutine of tritonclient's asyncio client (no thread per request):
+coroutine on one long-lived gRPC stream (:mod:`.triton_grpc`; no thread per request):
 :meth:`TritonBackend.submit` hands a window to that loop with ``run_coroutine_threadsafe`` and
 returns the concurrent future, which streams block on or await exactly as the local scheduler's.
 One window per request (batch dimension 1): Triton's dynamic batcher merges the windows of all
@@ -31,10 +31,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from .ctc import Logits
@@ -48,30 +47,20 @@ from .inference import InferenceConfig
 from .manifest import Manifest
 from .runtime import choose_precision
 from .scheduler import ModelInput, SchedulerConfig, SchedulerObserver, SchedulerStats
-from .triton_contract import MAX_BATCH_SIZE, WIRE_DATA_TYPE, model_name
+from .triton_contract import MAX_BATCH_SIZE, model_name
+from .triton_grpc import GrpcTriton
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "triton"
 """What ``/healthz`` and the model info metric name as the provider."""
-MAX_MESSAGE_BYTES = 2**31 - 1
-"""gRPC message limit both ways (tritonclient's own default): an offline window can be long."""
-CHANNEL_ARGS: list[tuple[str, int]] = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-"""gRPC reconnects within a second once the pool is back (its default backoff grows to 120 s)."""
 
 
 class TritonClient(Protocol):
-    """The calls of ``tritonclient.grpc.aio.InferenceServerClient`` the backend makes."""
+    """The calls of :class:`.triton_grpc.GrpcTriton` the backend makes; failures raise
+    tritonclient's ``InferenceServerException`` with the gRPC status."""
 
-    async def infer(
-        self, model_name: str, inputs: list[Any], *, outputs: list[Any], client_timeout: float
-    ) -> Any: ...
+    async def infer(self, model_name: str, batch: Logits, *, timeout: float) -> Logits: ...
 
     async def is_server_ready(self, *, client_timeout: float) -> bool: ...
 
@@ -80,12 +69,9 @@ class TritonClient(Protocol):
     async def close(self) -> None: ...
 
 
-def connect(address: str) -> TritonClient:
-    """tritonclient's asyncio gRPC client of ``HOST:PORT`` (made on the backend's loop)."""
-    from tritonclient.grpc.aio import InferenceServerClient
-
-    client: TritonClient = InferenceServerClient(address, channel_args=CHANNEL_ARGS)
-    return client
+def connect(address: str, input_name: str, output_name: str) -> TritonClient:
+    """The gRPC client of ``HOST:PORT`` (made on the backend's loop)."""
+    return GrpcTriton(address, input_name, output_name)
 
 
 def open_triton(
@@ -135,7 +121,9 @@ class TritonBackend:
         self.thread_name = f"asr-triton-{id(self):x}"
         self._input = input_name
         self._output = output_name
-        self._factory = client_factory or (lambda: connect(inference.address))
+        self._factory = client_factory or (
+            lambda: connect(inference.address, input_name, output_name)
+        )
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -289,23 +277,16 @@ class TritonBackend:
         raise InferenceUnavailableError(self.inference.url, problem)
 
     async def _call(self, data: ModelInput, timeout: float) -> Logits:
-        batch = np.ascontiguousarray(data[np.newaxis], dtype=np.float32)
-        request = InferInput(self._input, list(batch.shape), WIRE_DATA_TYPE)
-        request.set_data_from_numpy(batch)
         client = self._client
         if client is None:
             raise SchedulerClosedError()
-        result = await client.infer(
-            self.model,
-            [request],
-            outputs=[InferRequestedOutput(self._output)],
-            client_timeout=timeout,
-        )
-        logits = result.as_numpy(self._output)
-        if logits is None or logits.ndim != 3 or logits.shape[0] != 1:
-            shape = None if logits is None else logits.shape
-            raise InferenceError(f"Triton model {self.model} answered {self._output} {shape}")
-        return np.asarray(logits[0], dtype=np.float32)
+        logits = await client.infer(self.model, data[np.newaxis], timeout=timeout)
+        if logits.ndim != 3 or logits.shape[0] != 1:
+            raise InferenceError(
+                f"Triton model {self.model} answered {self._output} {logits.shape}"
+            )
+        window: Logits = logits[0]
+        return window
 
     def _finished(self, seconds: float) -> None:
         with self._lock:

@@ -2,11 +2,15 @@
 
 The backend owns one event loop in a thread of its own, on which every request runs as a
 coroutine on one long-lived gRPC stream (:mod:`.triton_grpc`; no thread per request):
-:meth:`TritonBackend.submit` hands a window to that loop with ``run_coroutine_threadsafe`` and
-returns the concurrent future, which streams block on or await exactly as the local scheduler's.
-One window per request (batch dimension 1): Triton's dynamic batcher merges the windows of all
-frontends. The request follows :mod:`.triton_contract`: the manifest's input name, FP32
-``[1, samples]`` or ``[1, frames, F]``; the manifest's output name, FP32 ``[1, frames, V]``.
+:meth:`TritonBackend.submit` queues a window and returns a concurrent future, which streams
+block on or await exactly as the local scheduler's; the first window of a burst wakes the loop
+once (``call_soon_threadsafe``), which then takes every window queued so far. Where the
+precision batches (fp32/fp16, ``max_batch_size`` 64) the windows of one shape taken together,
+from any sessions, go as one request of up to 64 windows: nothing waits for them, so this costs
+no latency, and Triton's dynamic batcher still merges the requests of all frontends. int8 goes
+one window per request (see :mod:`.triton_contract`). The request follows
+:mod:`.triton_contract`: the manifest's input name, FP32 ``[windows, samples]`` or
+``[windows, frames, F]``; the manifest's output name, FP32 ``[windows, frames, V]``.
 
 The pool's failures:
 
@@ -128,6 +132,9 @@ class TritonBackend:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._inflight: set[Future[Logits]] = set()
+        self._incoming: list[tuple[ModelInput, Future[Logits]]] = []
+        """Windows submitted and not yet taken by the loop."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self._available = False
         self._problem: str | None = "not started"
         self._stopping = False
@@ -221,23 +228,69 @@ class TritonBackend:
     # -- requests ---------------------------------------------------------------------------------
 
     def submit(self, data: ModelInput) -> Future[Logits]:
-        with self._lock:
-            if self._stopping or self._loop is None:
-                raise SchedulerClosedError()
-            if not self._available:
-                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
-            if len(self._inflight) >= self.config.max_queue:
-                raise SchedulerOverloadedError(len(self._inflight))
-            future = asyncio.run_coroutine_threadsafe(self._infer(data), self._loop)
-            self._inflight.add(future)
-            self._queue_changed()
-        future.add_done_callback(self._answered)
+        (future,) = self._enqueue([data])
         return future
 
     def run(self, batch: ModelInput) -> Logits:
-        """A batch's logits, one request per window (blocking; not from the backend's loop)."""
-        futures = [self.submit(window) for window in batch]
+        """A batch's logits (blocking; not from the backend's loop): one request where the
+        precision batches, else one per window."""
+        futures = self._enqueue(list(batch))
         return np.stack([future.result() for future in futures])
+
+    def _enqueue(self, windows: list[ModelInput]) -> list[Future[Logits]]:
+        """Queue ``windows`` for the loop (all or none); wake it if the queue was empty."""
+        with self._lock:
+            loop = self._loop
+            if self._stopping or loop is None:
+                raise SchedulerClosedError()
+            if not self._available:
+                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
+            if len(self._inflight) + len(windows) > self.config.max_queue:
+                raise SchedulerOverloadedError(len(self._inflight))
+            futures: list[Future[Logits]] = [Future() for _ in windows]
+            wake = not self._incoming
+            self._incoming += zip(windows, futures, strict=True)
+            self._inflight.update(futures)
+            self._queue_changed()
+        if wake:
+            loop.call_soon_threadsafe(self._take)
+        for future in futures:
+            future.add_done_callback(self._answered)
+        return futures
+
+    def _take(self) -> None:
+        """On the loop: every queued window into requests, each served by a task."""
+        with self._lock:
+            taken, self._incoming = self._incoming, []
+        most = MAX_BATCH_SIZE.get(self.precision, 1) if self.batched else 1
+        groups: dict[tuple[int, ...], list[tuple[ModelInput, Future[Logits]]]] = {}
+        for item in taken:
+            group = groups.setdefault(item[0].shape, [])
+            if len(group) == most:
+                self._serve_later(group)
+                group = groups[item[0].shape] = []
+            group.append(item)
+        for group in groups.values():
+            self._serve_later(group)
+
+    def _serve_later(self, group: list[tuple[ModelInput, Future[Logits]]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, group: list[tuple[ModelInput, Future[Logits]]]) -> None:
+        """One request for ``group``'s windows (one shape); their futures get the answers."""
+        batch = group[0][0][np.newaxis] if len(group) == 1 else np.stack([d for d, _ in group])
+        try:
+            logits = await self._infer(batch)
+        except BaseException as exc:  # every window of the request gets the request's failure
+            for _, future in group:
+                _settle(future, exc=exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for index, (_, future) in enumerate(group):
+            _settle(future, logits[index])
 
     def _answered(self, future: Future[Logits]) -> None:
         with self._lock:
@@ -249,14 +302,14 @@ class TritonBackend:
         for observer in self._observers:
             _notify(observer.queue_changed, len(self._inflight))
 
-    async def _infer(self, data: ModelInput) -> Logits:
-        """One window with retries on UNAVAILABLE, all within the deadline."""
+    async def _infer(self, batch: ModelInput) -> Logits:
+        """One request (``[windows, ...]``) with retries on UNAVAILABLE, all within the deadline."""
         started = self._clock()
         deadline = started + self.inference.timeout_s
         attempt = 0
         while (remaining := deadline - self._clock()) > 0:
             try:
-                logits = await asyncio.wait_for(self._call(data, remaining), remaining)
+                logits = await asyncio.wait_for(self._call(batch, remaining), remaining)
             except TimeoutError:
                 break
             except InferenceServerException as exc:
@@ -271,33 +324,32 @@ class TritonBackend:
                 await self._sleep(self.inference.retry_backoff_s * 2**attempt)
                 attempt += 1
                 continue
-            self._finished(self._clock() - started)
+            self._finished(len(batch), self._clock() - started)
             return logits
         problem = f"no reply within {self.inference.timeout_s:g} s"
         raise InferenceUnavailableError(self.inference.url, problem)
 
-    async def _call(self, data: ModelInput, timeout: float) -> Logits:
+    async def _call(self, batch: ModelInput, timeout: float) -> Logits:
         client = self._client
         if client is None:
             raise SchedulerClosedError()
-        logits = await client.infer(self.model, data[np.newaxis], timeout=timeout)
-        if logits.ndim != 3 or logits.shape[0] != 1:
+        logits = await client.infer(self.model, batch, timeout=timeout)
+        if logits.ndim != 3 or logits.shape[0] != len(batch):
             raise InferenceError(
                 f"Triton model {self.model} answered {self._output} {logits.shape}"
             )
-        window: Logits = logits[0]
-        return window
+        return logits
 
-    def _finished(self, seconds: float) -> None:
+    def _finished(self, windows: int, seconds: float) -> None:
         with self._lock:
             old = self._stats
             sizes = dict(old.batch_sizes)
-            sizes[1] = sizes.get(1, 0) + 1
+            sizes[windows] = sizes.get(windows, 0) + 1
             self._stats = SchedulerStats(
-                old.batches + 1, old.windows + 1, old.busy_s + seconds, sizes
+                old.batches + 1, old.windows + windows, old.busy_s + seconds, sizes
             )
             for observer in self._observers:
-                _notify(observer.batch_finished, 1, seconds)
+                _notify(observer.batch_finished, windows, seconds)
 
     # -- health -----------------------------------------------------------------------------------
 
@@ -356,6 +408,19 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _settle(
+    future: Future[Logits], logits: Logits | None = None, *, exc: BaseException | None = None
+) -> None:
+    """Answer a window's future unless its caller cancelled it."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        elif logits is not None:
+            future.set_result(logits)
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 def _notify(report: Callable[..., None], *args: float) -> None:

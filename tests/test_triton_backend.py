@@ -91,7 +91,7 @@ class FakeTriton:
             raise InferenceServerException(f"staged {status}", status=f"StatusCode.{status}")
         if self.hang:
             await asyncio.Event().wait()
-        return np.array([[[batch.flat[0], batch.shape[1]]]], dtype=np.float32)
+        return np.array([[[w.flat[0], batch.shape[1]]] for w in batch], dtype=np.float32)
 
     async def is_server_ready(self, *, client_timeout: float) -> bool:
         return self.server_ready
@@ -176,6 +176,25 @@ def test_one_window_per_request_and_answers_routed(
     stats = backend.stats
     assert (stats.batches, stats.windows, dict(stats.batch_sizes)) == (5, 5, {1: 5})
     assert backend.queued == 0
+
+
+def test_windows_of_one_shape_taken_together_share_a_request(fake: FakeTriton) -> None:
+    """fp32 batches: windows queued together go as one request, answers in order; int8 does not
+    batch: one request per window."""
+    batch = np.stack([window(float(i), 50) for i in range(3)])
+    with make_backend(fake) as backend:
+        np.testing.assert_array_equal(backend.run(batch), [[[0.0, 50]], [[1.0, 50]], [[2.0, 50]]])
+        assert dict(backend.stats.batch_sizes) == {3: 1}
+    assert [shape for _, shape, _ in fake.requests] == [[3, 50]]
+    fake.requests.clear()
+    config = InferenceConfig(URL, health_interval_s=3600.0)
+    int8 = TritonBackend(
+        "audio", "logits", "int8", config, model="m-int8", client_factory=lambda: fake
+    )
+    with int8:
+        np.testing.assert_array_equal(int8.run(batch), [[[0.0, 50]], [[1.0, 50]], [[2.0, 50]]])
+        assert dict(int8.stats.batch_sizes) == {1: 3}
+    assert [shape for _, shape, _ in fake.requests] == [[1, 50]] * 3
 
 
 def test_fbank_windows_keep_their_feature_axis(fake: FakeTriton, backend: TritonBackend) -> None:

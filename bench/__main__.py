@@ -28,6 +28,8 @@ COMMANDS = {
     "soak_bench": "bench.service.soak",
     "openai_memory": "bench.service.openai_memory",
     "triton_bench": "bench.triton.bench",
+    "triton_hop": "bench.triton.hop",
+    "triton_hop_micro": "bench.triton.hop_micro",
     "gpu_capacity": "bench.gpu.capacity",
 }
 """Command name -> the module whose ``main()`` runs it (imported only when it runs)."""

@@ -1,7 +1,7 @@
 """The Triton inference backend: its request, retry, deadline and health logic, then the real thing.
 
-The first part drives :class:`TritonBackend` with an in-process stand-in for tritonclient's
-asyncio client (the backend's client factory is its seam), so every failure of the pool can be
+The first part drives :class:`TritonBackend` with an in-process stand-in for its gRPC
+client (the backend's client factory is its seam), so every failure of the pool can be
 staged without a network; deadlines that span retries use a fake clock advanced by the backend's
 injected sleep. The end-to-end part runs a real local Triton server (``asr-triton``, which skips
 without its interpreter, or fails under ``ASR_REQUIRE_TOOLS=1``) behind the real websocket
@@ -69,17 +69,9 @@ from .triton_util import free_ports, triton_command
 URL = "triton://pool.invalid:8001"
 
 
-class FakeResult:
-    def __init__(self, name: str, logits: NDArray[np.float32]) -> None:
-        self._name, self._logits = name, logits
-
-    def as_numpy(self, name: str) -> NDArray[np.float32] | None:
-        return self._logits if name == self._name else None
-
-
 class FakeTriton:
-    """tritonclient's asyncio client as the backend calls it; logits (frames 1, vocab 2) =
-    (first sample, length) of the window, so a mixed-up answer shows."""
+    """The gRPC client (``triton_grpc.GrpcTriton``) as the backend calls it; logits (frames 1,
+    vocab 2) = (first sample, length) of the window, so a mixed-up answer shows."""
 
     def __init__(self) -> None:
         self.server_ready = True
@@ -88,22 +80,19 @@ class FakeTriton:
         """gRPC status names the next infer calls raise, one each."""
         self.hang = False
         self.requests: list[tuple[str, list[int], float]] = []
-        """(model, shape, client_timeout) of every infer call."""
+        """(model, shape, timeout) of every infer call."""
         self.closed = False
 
     async def infer(
-        self, model_name: str, inputs: list[Any], *, outputs: list[Any], client_timeout: float
-    ) -> FakeResult:
-        (request,) = inputs
-        self.requests.append((model_name, list(request.shape()), client_timeout))
+        self, model_name: str, batch: NDArray[np.float32], *, timeout: float
+    ) -> NDArray[np.float32]:
+        self.requests.append((model_name, list(batch.shape), timeout))
         if self.failures:
             status = self.failures.pop(0)
             raise InferenceServerException(f"staged {status}", status=f"StatusCode.{status}")
         if self.hang:
             await asyncio.Event().wait()
-        data = np.frombuffer(request._get_content(), np.float32).reshape(request.shape())
-        logits = np.array([[[data.flat[0], data.shape[1]]]], dtype=np.float32)
-        return FakeResult(outputs[0].name(), logits)
+        return np.array([[[w.flat[0], batch.shape[1]]] for w in batch], dtype=np.float32)
 
     async def is_server_ready(self, *, client_timeout: float) -> bool:
         return self.server_ready
@@ -172,6 +161,25 @@ def test_one_window_per_request_and_answers_routed(
     stats = backend.stats
     assert (stats.batches, stats.windows, dict(stats.batch_sizes)) == (5, 5, {1: 5})
     assert backend.queued == 0
+
+
+def test_windows_of_one_shape_taken_together_share_a_request(fake: FakeTriton) -> None:
+    """fp32 batches: windows queued together go as one request, answers in order; int8 does not
+    batch: one request per window."""
+    batch = np.stack([window(float(i), 50) for i in range(3)])
+    with make_backend(fake) as backend:
+        np.testing.assert_array_equal(backend.run(batch), [[[0.0, 50]], [[1.0, 50]], [[2.0, 50]]])
+        assert dict(backend.stats.batch_sizes) == {3: 1}
+    assert [shape for _, shape, _ in fake.requests] == [[3, 50]]
+    fake.requests.clear()
+    config = InferenceConfig(URL, health_interval_s=3600.0)
+    int8 = TritonBackend(
+        "audio", "logits", "int8", config, model="m-int8", client_factory=lambda: fake
+    )
+    with int8:
+        np.testing.assert_array_equal(int8.run(batch), [[[0.0, 50]], [[1.0, 50]], [[2.0, 50]]])
+        assert dict(int8.stats.batch_sizes) == {1: 3}
+    assert [shape for _, shape, _ in fake.requests] == [[1, 50]] * 3
 
 
 def test_fbank_windows_keep_their_feature_axis(fake: FakeTriton, backend: TritonBackend) -> None:

@@ -1,12 +1,16 @@
 """Windows on a Triton Inference Server pool over gRPC (``--inference triton://HOST:PORT``).
 
 The backend owns one event loop in a thread of its own, on which every request runs as a
-coroutine of tritonclient's asyncio client (no thread per request):
-:meth:`TritonBackend.submit` hands a window to that loop with ``run_coroutine_threadsafe`` and
-returns the concurrent future, which streams block on or await exactly as the local scheduler's.
-One window per request (batch dimension 1): Triton's dynamic batcher merges the windows of all
-frontends. The request follows :mod:`.triton_contract`: the manifest's input name, FP32
-``[1, samples]`` or ``[1, frames, F]``; the manifest's output name, FP32 ``[1, frames, V]``.
+coroutine on one long-lived gRPC stream (:mod:`.triton_grpc`; no thread per request):
+:meth:`TritonBackend.submit` queues a window and returns a concurrent future, which streams
+block on or await exactly as the local scheduler's; the first window of a burst wakes the loop
+once (``call_soon_threadsafe``), which then takes every window queued so far. Where the
+precision batches (fp32/fp16, ``max_batch_size`` 64) the windows of one shape taken together,
+from any sessions, go as one request of up to 64 windows: nothing waits for them, so this costs
+no latency, and Triton's dynamic batcher still merges the requests of all frontends. int8 goes
+one window per request (see :mod:`.triton_contract`). The request follows
+:mod:`.triton_contract`: the manifest's input name, FP32 ``[windows, samples]`` or
+``[windows, frames, F]``; the manifest's output name, FP32 ``[windows, frames, V]``.
 
 The pool's failures:
 
@@ -31,10 +35,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from streamasr.server.arrays import Logits
@@ -48,31 +51,21 @@ from streamasr.server.inference.config import InferenceConfig
 from streamasr.server.inference.runtime import choose_precision
 from streamasr.server.inference.scheduler import ModelInput, SchedulerConfig
 from streamasr.server.inference.stats import SchedulerObserver, SchedulerStats, StatsRecorder
-from streamasr.server.inference.triton_contract import MAX_BATCH_SIZE, WIRE_DATA_TYPE, model_name
+from streamasr.server.inference.triton_contract import MAX_BATCH_SIZE, model_name
+from streamasr.server.inference.triton_grpc import GrpcTriton
 from streamasr.server.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "triton"
 """What ``/healthz`` and the model info metric name as the provider."""
-MAX_MESSAGE_BYTES = 2**31 - 1
-"""gRPC message limit both ways (tritonclient's own default): an offline window can be long."""
-CHANNEL_ARGS: list[tuple[str, int]] = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-"""gRPC reconnects within a second once the pool is back (its default backoff grows to 120 s)."""
 
 
 class TritonClient(Protocol):
-    """The calls of ``tritonclient.grpc.aio.InferenceServerClient`` the backend makes."""
+    """The calls of :class:`.triton_grpc.GrpcTriton` the backend makes; failures raise
+    tritonclient's ``InferenceServerException`` with the gRPC status."""
 
-    async def infer(
-        self, model_name: str, inputs: list[Any], *, outputs: list[Any], client_timeout: float
-    ) -> Any: ...
+    async def infer(self, model_name: str, batch: Logits, *, timeout: float) -> Logits: ...
 
     async def is_server_ready(self, *, client_timeout: float) -> bool: ...
 
@@ -81,12 +74,9 @@ class TritonClient(Protocol):
     async def close(self) -> None: ...
 
 
-def connect(address: str) -> TritonClient:
-    """tritonclient's asyncio gRPC client of ``HOST:PORT`` (made on the backend's loop)."""
-    from tritonclient.grpc.aio import InferenceServerClient
-
-    client: TritonClient = InferenceServerClient(address, channel_args=CHANNEL_ARGS)
-    return client
+def connect(address: str, input_name: str, output_name: str) -> TritonClient:
+    """The gRPC client of ``HOST:PORT`` (made on the backend's loop)."""
+    return GrpcTriton(address, input_name, output_name)
 
 
 def open_triton(
@@ -136,11 +126,16 @@ class TritonBackend:
         self.thread_name = f"asr-triton-{id(self):x}"
         self._input = input_name
         self._output = output_name
-        self._factory = client_factory or (lambda: connect(inference.address))
+        self._factory = client_factory or (
+            lambda: connect(inference.address, input_name, output_name)
+        )
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._inflight: set[Future[Logits]] = set()
+        self._incoming: list[tuple[ModelInput, Future[Logits]]] = []
+        """Windows submitted and not yet taken by the loop."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self._available = False
         self._problem: str | None = "not started"
         self._stopping = False
@@ -229,23 +224,69 @@ class TritonBackend:
     # -- requests ---------------------------------------------------------------------------------
 
     def submit(self, data: ModelInput) -> Future[Logits]:
-        with self._lock:
-            if self._stopping or self._loop is None:
-                raise SchedulerClosedError()
-            if not self._available:
-                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
-            if len(self._inflight) >= self.config.max_queue:
-                raise SchedulerOverloadedError(len(self._inflight))
-            future = asyncio.run_coroutine_threadsafe(self._infer(data), self._loop)
-            self._inflight.add(future)
-            self._queue_changed()
-        future.add_done_callback(self._answered)
+        (future,) = self._enqueue([data])
         return future
 
     def run(self, batch: ModelInput) -> Logits:
-        """A batch's logits, one request per window (blocking; not from the backend's loop)."""
-        futures = [self.submit(window) for window in batch]
+        """A batch's logits (blocking; not from the backend's loop): one request where the
+        precision batches, else one per window."""
+        futures = self._enqueue(list(batch))
         return np.stack([future.result() for future in futures])
+
+    def _enqueue(self, windows: list[ModelInput]) -> list[Future[Logits]]:
+        """Queue ``windows`` for the loop (all or none); wake it if the queue was empty."""
+        with self._lock:
+            loop = self._loop
+            if self._stopping or loop is None:
+                raise SchedulerClosedError()
+            if not self._available:
+                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
+            if len(self._inflight) + len(windows) > self.config.max_queue:
+                raise SchedulerOverloadedError(len(self._inflight))
+            futures: list[Future[Logits]] = [Future() for _ in windows]
+            wake = not self._incoming
+            self._incoming += zip(windows, futures, strict=True)
+            self._inflight.update(futures)
+            self._queue_changed()
+        if wake:
+            loop.call_soon_threadsafe(self._take)
+        for future in futures:
+            future.add_done_callback(self._answered)
+        return futures
+
+    def _take(self) -> None:
+        """On the loop: every queued window into requests, each served by a task."""
+        with self._lock:
+            taken, self._incoming = self._incoming, []
+        most = MAX_BATCH_SIZE.get(self.precision, 1) if self.batched else 1
+        groups: dict[tuple[int, ...], list[tuple[ModelInput, Future[Logits]]]] = {}
+        for item in taken:
+            group = groups.setdefault(item[0].shape, [])
+            if len(group) == most:
+                self._serve_later(group)
+                group = groups[item[0].shape] = []
+            group.append(item)
+        for group in groups.values():
+            self._serve_later(group)
+
+    def _serve_later(self, group: list[tuple[ModelInput, Future[Logits]]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, group: list[tuple[ModelInput, Future[Logits]]]) -> None:
+        """One request for ``group``'s windows (one shape); their futures get the answers."""
+        batch = group[0][0][np.newaxis] if len(group) == 1 else np.stack([d for d, _ in group])
+        try:
+            logits = await self._infer(batch)
+        except BaseException as exc:  # every window of the request gets the request's failure
+            for _, future in group:
+                _settle(future, exc=exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for index, (_, future) in enumerate(group):
+            _settle(future, logits[index])
 
     def _answered(self, future: Future[Logits]) -> None:
         with self._lock:
@@ -256,14 +297,14 @@ class TritonBackend:
         """Tell the observers the depth (the caller holds the lock)."""
         self._recorder.queue_changed(len(self._inflight))
 
-    async def _infer(self, data: ModelInput) -> Logits:
-        """One window with retries on UNAVAILABLE, all within the deadline."""
+    async def _infer(self, batch: ModelInput) -> Logits:
+        """One request (``[windows, ...]``) with retries on UNAVAILABLE, all within the deadline."""
         started = self._clock()
         deadline = started + self.inference.timeout_s
         attempt = 0
         while (remaining := deadline - self._clock()) > 0:
             try:
-                logits = await asyncio.wait_for(self._call(data, remaining), remaining)
+                logits = await asyncio.wait_for(self._call(batch, remaining), remaining)
             except TimeoutError:
                 break
             except InferenceServerException as exc:
@@ -278,32 +319,24 @@ class TritonBackend:
                 await self._sleep(self.inference.retry_backoff_s * 2**attempt)
                 attempt += 1
                 continue
-            self._finished(self._clock() - started)
+            self._finished(len(batch), self._clock() - started)
             return logits
         problem = f"no reply within {self.inference.timeout_s:g} s"
         raise InferenceUnavailableError(self.inference.url, problem)
 
-    async def _call(self, data: ModelInput, timeout: float) -> Logits:
-        batch = np.ascontiguousarray(data[np.newaxis], dtype=np.float32)
-        request = InferInput(self._input, list(batch.shape), WIRE_DATA_TYPE)
-        request.set_data_from_numpy(batch)
+    async def _call(self, batch: ModelInput, timeout: float) -> Logits:
         client = self._client
         if client is None:
             raise SchedulerClosedError()
-        result = await client.infer(
-            self.model,
-            [request],
-            outputs=[InferRequestedOutput(self._output)],
-            client_timeout=timeout,
-        )
-        logits = result.as_numpy(self._output)
-        if logits is None or logits.ndim != 3 or logits.shape[0] != 1:
-            shape = None if logits is None else logits.shape
-            raise InferenceError(f"Triton model {self.model} answered {self._output} {shape}")
-        return np.asarray(logits[0], dtype=np.float32)
+        logits = await client.infer(self.model, batch, timeout=timeout)
+        if logits.ndim != 3 or logits.shape[0] != len(batch):
+            raise InferenceError(
+                f"Triton model {self.model} answered {self._output} {logits.shape}"
+            )
+        return logits
 
-    def _finished(self, seconds: float) -> None:
-        self._recorder.batch_finished(1, seconds)
+    def _finished(self, windows: int, seconds: float) -> None:
+        self._recorder.batch_finished(windows, seconds)
 
     # -- health -----------------------------------------------------------------------------------
 
@@ -362,3 +395,16 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _settle(
+    future: Future[Logits], logits: Logits | None = None, *, exc: BaseException | None = None
+) -> None:
+    """Answer a window's future unless its caller cancelled it."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        elif logits is not None:
+            future.set_result(logits)
+    except concurrent.futures.InvalidStateError:
+        pass

@@ -117,11 +117,11 @@ def joined_alternatives(segments: list[Segment], count: int) -> list[Alternative
     (the segments are decoded independently); a rank-wise join, not the n-best of every
     combination, which one result rarely needs (a frame seldom ends two segments). Otherwise
     (greedy decoding, or a flush that finished nothing): one entry, the best path, its
-    confidence the mean word confidence (0 without words).
+    confidence the mean word confidence (1 without words, as vosk-api's empty result).
     """
     if not segments or not all(s.alternatives for s in segments):
         best = tuple(_segment_words(segments))
-        mean = sum(w.confidence for w in best) / len(best) if best else 0.0
+        mean = sum(w.confidence for w in best) / len(best) if best else 1.0
         return [Alternative(" ".join(s.text for s in segments), mean, best)]
     joined: dict[str, Alternative] = {}
     for k in range(min(count, max(len(s.alternatives) for s in segments))):

@@ -19,6 +19,24 @@ class Segment:
     end: float
     """Seconds from the stream's start to the end of its last frame."""
     reason: EndReason
+    alternatives: tuple[Alternative, ...] = ()
+    """The segment's n-best hypotheses, best first (the first is ``text`` and ``words``), when
+    its stream asked for more than one (``DecodingOptions.alternatives``) and decodes with the
+    beam search; empty otherwise (greedy decoding keeps one path)."""
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One of a segment's n-best hypotheses: a distinct text of the beams that survived it."""
+
+    text: str
+    confidence: float
+    """Softmax, over the distinct texts of the surviving beams, of each text's best total beam
+    score (acoustic log probabilities plus the LM, word and hotword terms, natural log): in
+    [0, 1], falling with the rank; a segment's alternatives sum to at most 1. A ranking within
+    the segment, not a calibrated probability of being right."""
+    words: tuple[Word, ...]
+    """The words of that text's own best path, timed from its own frame alignment."""
 
 
 @dataclass(frozen=True)

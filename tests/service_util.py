@@ -278,6 +278,7 @@ async def vosk_lockstep(
     words: bool | None = None,
     *,
     phrases: list[str] | None = None,
+    alternatives: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
     """A vosk-server style client: each chunk awaits exactly one reply, then eof.
 
@@ -291,6 +292,8 @@ async def vosk_lockstep(
             config["sample_rate"] = rate
         if words is not None:
             config["words"] = int(words)
+        if alternatives is not None:
+            config["max_alternatives"] = alternatives
         await ws.send(json.dumps({"config": config}))
         size = int((rate or 16000) * chunk_s) * 2
         for piece in chunks(pcm, size):

@@ -22,6 +22,13 @@ lookahead view of them (:class:`LookaheadBlend`). At the end of a segment (an en
 LM's end-of-sentence score is added and the best beam becomes the segment; its frame alignment
 gives each word's start and end, and the mean softmax probability of the path's symbols on the
 word's letter frames its confidence.
+
+N-best (``nbest`` above 1, Vosk's ``max_alternatives``): the same surviving beams, after the
+end-of-sentence score, give the segment's alternatives: one per distinct text, in the order of
+each text's best beam (so the first is the segment's text), each with a softmax of those best
+scores over all the distinct texts as its confidence and the words of its own best beam, timed
+by that beam's own alignment (every beam carries its frame path, so no alternative borrows the
+best path's timings). Empty texts count in the softmax but are not listed.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from streamasr.server.decoding.ctc import greedy_ids, ids_to_text
 from streamasr.server.decoding.greedy import DecodedSegment, letter_ids
 from streamasr.server.decoding.hotwords import HotwordTrie
 from streamasr.server.decoding.scorer import WordLm, load_flashlight, make_scorer
-from streamasr.server.events import Hypothesis, Word
+from streamasr.server.events import Alternative, Hypothesis, Word
 from streamasr.server.manifest import Vocabulary
 from streamasr.server.options.decoding import BeamSettings
 from streamasr.server.options.presets import StreamingSection, Windows, resolve_windows
@@ -117,8 +124,12 @@ class BeamCtcDecoder:
         settings: BeamSettings,
         word_lm: WordLm | None = None,
         hotwords: HotwordTrie | None = None,
+        *,
+        nbest: int = 1,
     ) -> None:
         fl = load_flashlight()
+        self.nbest = nbest
+        """Distinct texts each segment keeps (1: the best alone, no alternatives)."""
         self.executor: Executor | None = None
         """Where the stream runs :meth:`advance` (CPU work per window) off its event loop."""
         self.vocab = vocab
@@ -181,7 +192,9 @@ class BeamCtcDecoder:
         if ranked:
             path = ranked[0].tokens
             text = ids_to_text(self._symbols(path), self.vocab)
-            segment = DecodedSegment(text, tuple(self._words(path)))
+            words = tuple(self._words(path))
+            alternatives = self._alternatives(ranked, words) if text and self.nbest > 1 else ()
+            segment = DecodedSegment(text, words, alternatives)
         self._begin()
         self.cpu_s += time.thread_time() - started
         return segment
@@ -228,6 +241,26 @@ class BeamCtcDecoder:
         hyps = list(self._decoder.get_all_final_hypothesis())
         hyps.sort(key=lambda h: -h.score)
         return hyps
+
+    def _alternatives(
+        self, ranked: list[Any], best_words: tuple[Word, ...]
+    ) -> tuple[Alternative, ...]:
+        """Up to :attr:`nbest` distinct non-empty texts of ``ranked`` (best first), each with
+        its softmax share of the distinct texts' best scores and its own path's words."""
+        best_of: dict[str, Any] = {}
+        for hyp in ranked:
+            best_of.setdefault(ids_to_text(self._symbols(hyp.tokens), self.vocab), hyp)
+        scores = np.array([hyp.score for hyp in best_of.values()], dtype=np.float64)
+        shares = np.exp(scores - scores.max())
+        shares /= shares.sum()
+        alternatives: list[Alternative] = []
+        for (text, hyp), share in zip(best_of.items(), shares.tolist(), strict=True):
+            if len(alternatives) == self.nbest:
+                break
+            if text:
+                words = best_words if hyp is ranked[0] else tuple(self._words(hyp.tokens))
+                alternatives.append(Alternative(text, round(share, 6), words))
+        return tuple(alternatives)
 
     def _symbols(self, tokens: Any) -> list[int]:
         """A path's emitted symbols: repeats merged, blanks and extra delimiters dropped."""

@@ -90,7 +90,9 @@ class Decoders:
             return GreedyCtcDecoder(self.vocab, self.frame_seconds)
         trie = HotwordTrie(phrases.values(), self.vocab)
         beam = replaced(self.beam, options)
-        decoder = BeamCtcDecoder(self.vocab, self.frame_seconds, beam, self.word_lm, trie)
+        decoder = BeamCtcDecoder(
+            self.vocab, self.frame_seconds, beam, self.word_lm, trie, nbest=options.alternatives
+        )
         decoder.executor = self.executor
         return decoder
 

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from streamasr.server.arrays import Labels, Logits
 from streamasr.server.decoding.ctc import greedy_ids, ids_to_text, is_special_token
-from streamasr.server.events import Hypothesis, Word
+from streamasr.server.events import Alternative, Hypothesis, Word
 from streamasr.server.manifest import Vocabulary
 
 
@@ -31,6 +31,9 @@ class DecodedSegment:
 
     text: str
     words: tuple[Word, ...]
+    alternatives: tuple[Alternative, ...] = ()
+    """N-best texts, best first (see :attr:`~streamasr.server.events.Segment.alternatives`);
+    only a beam search asked for more than one fills it."""
 
 
 class CtcDecoder(Protocol):

@@ -306,6 +306,7 @@ class Stream:
             start=round(start * self._frame_s, 6),
             end=round(self._frame * self._frame_s, 6),
             reason=reason,
+            alternatives=decoded.alternatives,
         )
         self._segment_index += 1
         return [Final(segment)]

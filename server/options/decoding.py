@@ -29,6 +29,8 @@ DEFAULT_WORD_SCORE = 1.0
 DEFAULT_UNK_SCORE = -10.0
 """Defaults chosen on the fixture (docs/lm.md): natural-log units."""
 MAX_BEAM_WIDTH = 128
+MAX_ALTERNATIVES = 100
+"""Most n-best alternatives a session may ask for (Vosk's ``max_alternatives`` is capped here)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,13 @@ class DecodingOptions:
     """Phrases to boost (at most 100 of at most 50 characters), added to the server's."""
     hotword_weight: float | None = None
     """Bonus per symbol of this session's hotwords (0 to 20)."""
+    alternatives: int = 0
+    """How many distinct texts (n-best) each final keeps, 0 to 100: above 1, the beam search
+    gathers them from its surviving beams at the segment's end (at most the beam width); 0 or
+    1, and greedy decoding always, keep the best path alone. It does not pick the decoder."""
 
     def __post_init__(self) -> None:
+        check_range("alternatives", self.alternatives, 0, MAX_ALTERNATIVES)
         if self.beam_width is not None and not 1 <= self.beam_width <= MAX_SESSION_BEAM:
             raise StreamConfigError("beam_width", self.beam_width, f"1 to {MAX_SESSION_BEAM}")
         if len(self.hotwords) > MAX_HOTWORDS:

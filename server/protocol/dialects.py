@@ -159,6 +159,11 @@ class VoskConversation(Conversation):
 
     def _open(self, fmt: AudioFormat, options: StreamOptions) -> Open:
         self.replies = VoskReplies(self.words, self.alternatives)
+        if self.alternatives > 1:  # the beam search keeps its n-best (greedy ignores it)
+            decoding = replace(
+                options.decoding or DecodingOptions(), alternatives=self.alternatives
+            )
+            options = replace(options, decoding=decoding)
         return super()._open(fmt, options)
 
     def _replies(self, events: Sequence[Event]) -> list[Action]:

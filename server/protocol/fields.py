@@ -14,12 +14,13 @@ def parse_decoding(data: JsonObject) -> DecodingOptions | None:
     beam = data.get("beam_width")
     if beam is not None and (not isinstance(beam, int) or isinstance(beam, bool)):
         raise InvalidFieldError("beam_width", f"{echo(beam)} is not an integer")
-    numbers = {name: _number(data, name) for name in ("lm_weight", "word_score", "hotword_weight")}
     try:
         return DecodingOptions(
             beam_width=beam,
+            lm_weight=_number(data, "lm_weight"),
+            word_score=_number(data, "word_score"),
             hotwords=parse_phrases(data.get("hotwords"), "hotwords"),
-            **numbers,
+            hotword_weight=_number(data, "hotword_weight"),
         )
     except StreamConfigError as exc:
         raise InvalidFieldError(exc.option, str(exc)) from None

@@ -6,6 +6,11 @@ PCM frames, then ``{"eof" : 1}``, and await exactly one reply after each frame a
 ``{"partial": "..."}`` or ``{"result": [{"word", "start", "end", "conf"}...], "text": "..."}``.
 Feeding one frame may finish several segments, so :class:`VoskReplies` folds the events of one
 message into one reply: a result joining every segment that finished, else the current partial.
+
+With ``max_alternatives`` a result is vosk-api's n-best shape, ``{"alternatives": [{"text",
+"confidence", "result": [...]}...]}``: the segments' :class:`~streamasr.server.events.Alternative`
+lists from the beam search, or the best path alone where the stream decodes greedily
+(docs/protocol.md says why that is not refused).
 """
 
 from __future__ import annotations
@@ -17,18 +22,14 @@ from typing import TypeAlias
 
 from streamasr.server.constants import SAMPLE_RATE
 from streamasr.server.errors import InvalidFieldError, UnknownMessageError, echo
-from streamasr.server.events import Event, Final, Partial, Segment
-from streamasr.server.options.decoding import MAX_HOTWORD_CHARS, MAX_HOTWORDS
+from streamasr.server.events import Alternative, Event, Final, Partial, Segment, Word
+from streamasr.server.options.decoding import MAX_ALTERNATIVES, MAX_HOTWORD_CHARS, MAX_HOTWORDS
 from streamasr.server.protocol.clientjson import JsonObject, parse_json_object
 from streamasr.server.protocol.v1 import parse_sample_rate
 
 DEFAULT_SAMPLE_RATE: FinalConst = SAMPLE_RATE
 """Rate assumed when a client sends audio without a ``config`` (vosk-server's own default is
 8000 Hz; 16 kHz is what our models take and what most Vosk client samples send)."""
-
-
-MAX_ALTERNATIVES: FinalConst = 100
-"""Larger counts are taken as this (vosk-server takes any)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,10 @@ class VoskConfig:
     """Vosk's grammar, taken as hotwords: its phrases are *boosted*, other words are still
     recognised (docs/lm.md)."""
     max_alternatives: int | None = None
-    """Above 0: finals in Vosk's ``alternatives`` shape. Only the best path is given (the
-    decoders keep no n-best list per segment yet), so the list has one entry."""
+    """Above 0: finals in Vosk's ``alternatives`` shape, up to this many distinct texts from the
+    beam search (the best path alone when decoding is greedy). Counts above
+    :data:`~streamasr.server.options.decoding.MAX_ALTERNATIVES` are taken as it (vosk-server
+    takes any)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def _phrase_list(value: object) -> tuple[str, ...]:
     return tuple(kept[:MAX_HOTWORDS])
 
 
-def _words(segments: Iterable[Segment]) -> list[JsonObject]:
+def _words(words: Iterable[Word]) -> list[JsonObject]:
     return [
         {
             "word": w.text,
@@ -98,9 +101,38 @@ def _words(segments: Iterable[Segment]) -> list[JsonObject]:
             "end": round(w.end, 3),
             "conf": round(w.confidence, 3),
         }
-        for s in segments
-        for w in s.words
+        for w in words
     ]
+
+
+def _segment_words(segments: Iterable[Segment]) -> list[Word]:
+    return [w for s in segments for w in s.words]
+
+
+def joined_alternatives(segments: list[Segment], count: int) -> list[Alternative]:
+    """Up to ``count`` alternatives of the segments one result joins, best first.
+
+    Each segment with n-best alternatives (beam search): entry ``k`` joins every segment's
+    ``k``-th alternative (its last where it has fewer), its confidence the product of theirs
+    (the segments are decoded independently); a rank-wise join, not the n-best of every
+    combination, which one result rarely needs (a frame seldom ends two segments). Otherwise
+    (greedy decoding, or a flush that finished nothing): one entry, the best path, its
+    confidence the mean word confidence (1 without words, as vosk-api's empty result).
+    """
+    if not segments or not all(s.alternatives for s in segments):
+        best = tuple(_segment_words(segments))
+        mean = sum(w.confidence for w in best) / len(best) if best else 1.0
+        return [Alternative(" ".join(s.text for s in segments), mean, best)]
+    joined: dict[str, Alternative] = {}
+    for k in range(min(count, max(len(s.alternatives) for s in segments))):
+        parts = [s.alternatives[min(k, len(s.alternatives) - 1)] for s in segments]
+        confidence = 1.0
+        for part in parts:
+            confidence *= part.confidence
+        text = " ".join(p.text for p in parts)
+        words = tuple(w for p in parts for w in p.words)
+        joined.setdefault(text, Alternative(text, confidence, words))
+    return list(joined.values())
 
 
 class VoskReplies:
@@ -130,12 +162,18 @@ class VoskReplies:
         return self.result([e.segment for e in events if isinstance(e, Final)])
 
     def result(self, segments: list[Segment]) -> JsonObject:
+        if self.alternatives > 0:  # vosk-api's shape: "result" only with words, as vosk-api
+            entries: list[JsonObject] = []
+            for alternative in joined_alternatives(segments, self.alternatives):
+                entry: JsonObject = {
+                    "text": alternative.text,
+                    "confidence": round(alternative.confidence, 6),
+                }
+                if self.words:
+                    entry["result"] = _words(alternative.words)
+                entries.append(entry)
+            return {"alternatives": entries}
         text = " ".join(s.text for s in segments)
-        if self.alternatives > 0:  # vosk-api's shape; words always, confidence a mean
-            words = _words(segments)
-            confs = [float(w["conf"]) for w in words]
-            confidence = round(sum(confs) / len(confs), 3) if confs else 0.0
-            return {"alternatives": [{"text": text, "confidence": confidence, "result": words}]}
         if not self.words:
             return {"text": text}
-        return {"result": _words(segments), "text": text}
+        return {"result": _words(_segment_words(segments)), "text": text}

@@ -31,8 +31,8 @@ from streamasr.server.inference.scheduler import SchedulerConfig
 from streamasr.server.manifest import read_manifest
 from streamasr.server.options.stream import StreamOptions
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+DEFAULT_SHARED = Path(__file__).resolve().parents[3] / "shared"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
 THREADS = 2
 
 

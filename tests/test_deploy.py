@@ -155,7 +155,7 @@ def test_ingress_keeps_websockets_open_and_hpa_scales_on_sessions() -> None:
     assert hpa["scaleTargetRef"]["name"] == "asr-frontend"
     (metric,) = hpa["metrics"]
     assert metric["type"] == "Pods" and metric["pods"]["metric"]["name"] == "asr_sessions_active"
-    metrics_source = (Path(__file__).resolve().parents[1] / "server" / "metrics.py").read_text()
+    metrics_source = (Path(__file__).resolve().parents[1] / "server/service/metrics.py").read_text()
     assert '"asr_sessions_active"' in metrics_source
     adapter = found[("ConfigMap", "adapter-config")]["data"]["config.yaml"]
     assert yaml.safe_load(adapter)["rules"][0]["name"]["as"] == "asr_sessions_active"

@@ -140,8 +140,7 @@ from streamasr.server.inference.scheduler import Scheduler
 metrics = ServiceMetrics()
 engine = SimpleNamespace(
     manifest=SimpleNamespace(name="tiny"),
-    runner=SimpleNamespace(precision="fp32", provider="test"),
-    scheduler=Scheduler(None),
+    scheduler=Scheduler(SimpleNamespace(precision="fp32", provider="test")),
 )
 opened, closed, audio, batch, queued = sys.argv[1:]
 for protocol in filter(None, opened.split(",")):

@@ -84,14 +84,6 @@ class LocalScheduler(Scheduler):
     """The embedded backend: the batching scheduler over an onnxruntime runner."""
 
     @property
-    def precision(self) -> str:
-        return self.runner.precision
-
-    @property
-    def provider(self) -> str:
-        return self.runner.provider
-
-    @property
     def available(self) -> bool:
         return True
 

@@ -142,6 +142,16 @@ class Scheduler:
         return self._queued
 
     @property
+    def precision(self) -> str:
+        """The runner's model file (``fp32``, ``fp16``, ``int8``)."""
+        return self.runner.precision
+
+    @property
+    def provider(self) -> str:
+        """The runner's onnxruntime provider."""
+        return self.runner.provider
+
+    @property
     def stats(self) -> SchedulerStats:
         """The counts so far (a snapshot: it does not change afterwards)."""
         return self._recorder.stats

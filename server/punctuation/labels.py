@@ -66,9 +66,10 @@ def detect_layout(labels: Sequence[str]) -> Layout:
     names = set(labels)
     if not names:
         raise UnknownLayoutError(labels)
-    if all(
-        len(n) == 2 and n[0] in MARK_CASE_MARKS and n[1] in CASE_MARKS for n in names
-    ) and {"OO", "OU"} <= names:
+    if (
+        all(len(n) == 2 and n[0] in MARK_CASE_MARKS and n[1] in CASE_MARKS for n in names)
+        and {"OO", "OU"} <= names
+    ):
         return "mark+case"
     if names <= PUNCT_ONLY_LABELS and names & NONE_MARKS:
         return "punct-only"

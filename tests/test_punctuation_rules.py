@@ -39,7 +39,7 @@ def test_layouts_are_detected() -> None:
     "labels", [["B-PER", "I-PER", "O"], ["LABEL_0", "LABEL_1"], [], ["OO", "XU"], [".", ","]]
 )
 def test_unknown_layouts_are_refused(labels: list[str]) -> None:
-    with pytest.raises(UnknownLayoutError, match="supported: 'mark\\+case'.*'punct-only'"):
+    with pytest.raises(UnknownLayoutError, match=r"supported: 'mark\+case'.*'punct-only'"):
         detect_layout(labels)
 
 
@@ -91,7 +91,8 @@ def test_chunks_cover_every_word_once_within_budget(budget: int, overlap: int) -
         assert kept == list(range(len(counts)))
         for s in spans:
             assert s.start <= s.keep_start <= s.keep_end <= s.end
-            assert s.end - s.start == 1 or sum(min(c, budget) for c in counts[s.start : s.end]) <= budget
+            used = sum(min(c, budget) for c in counts[s.start : s.end])
+            assert s.end - s.start == 1 or used <= budget
 
 
 class FakeModel:
@@ -104,7 +105,7 @@ class FakeModel:
 
     def __call__(self, words: Sequence[str]) -> list[WordLabel]:
         self.windows.append(list(words))
-        out = []
+        out: list[WordLabel] = []
         for i, word in enumerate(words):
             nxt = words[i + 1] if i + 1 < len(words) else None
             mark = "." if nxt in (None, "THE") else "," if nxt == "AND" else ""

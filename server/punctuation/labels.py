@@ -112,6 +112,15 @@ def resolve_case(
     return out
 
 
+def close_segment(labels: Sequence[WordLabel], end_mark: str) -> list[WordLabel]:
+    """The segment's last word ends with ``end_mark`` when the model gave it no mark: ASR
+    segments end at a pause, which mostly ends a sentence. ``""`` leaves the labels as they are."""
+    out = list(labels)
+    if out and end_mark and not out[-1].mark:
+        out[-1] = WordLabel(end_mark, out[-1].upper)
+    return out
+
+
 def apply(word: str, label: WordLabel) -> str:
     """The caption form of one ASR word: lower-cased, first letter upper when the label says,
     then its mark."""

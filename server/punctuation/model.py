@@ -19,7 +19,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from .labels import Layout, WordLabel, apply_all, decoder, resolve_case
+from .labels import Layout, WordLabel, apply_all, close_segment, decoder, resolve_case
 from .manifest import PunctuationManifest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,10 @@ class PunctuationModel:
         """The labeller of one word list (what :class:`~.stable.StablePunctuator` calls)."""
         return self.punctuate_batch([words])[0]
 
-    def punctuate(self, words: Sequence[str]) -> list[str]:
-        """A whole segment as caption words (the case rule applied for ``punct-only``)."""
-        labels = resolve_case(words, self(words), None)
+    def punctuate(self, words: Sequence[str], end_mark: str = ".") -> list[str]:
+        """A whole segment as caption words (the case rule applied for ``punct-only``; the last
+        word gets ``end_mark`` when it has no mark)."""
+        labels = resolve_case(words, close_segment(self(words), end_mark), None)
         return apply_all(words, labels)
 
     def _run(

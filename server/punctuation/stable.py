@@ -5,7 +5,8 @@ them. A committed word is frozen (its mark and case decided for good) once at le
 ``lookahead`` words follow it, committed or provisional, or when the segment ends. The model
 sees a bounded window each time: up to ``context`` frozen words before, the words to decide,
 and up to ``lookahead`` words after. A frozen word never changes; :meth:`StablePunctuator.update`
-returns the words it has just frozen. The model is an injected callable, so this is pure logic.
+returns the words it has just frozen. At the segment's end its last word gets ``end_mark``
+when the model gave it no mark. The model is an injected callable, so this is pure logic.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .labels import WordLabel, apply, resolve_case
+from .labels import WordLabel, apply, close_segment, resolve_case
 
 Labeller = Callable[[Sequence[str]], list[WordLabel]]
 """One label per word of a word list (:class:`~.model.PunctuationModel` is one)."""
 
 DEFAULT_LOOKAHEAD = 4
 DEFAULT_CONTEXT = 12
+DEFAULT_END_MARK = "."
+"""The mark a segment's last word gets when the model gave it none (``""``: none)."""
 DEFAULT_MAX_DECIDE = 48
 """Words decided in one model call at most (a long backlog takes several calls)."""
 
@@ -58,6 +61,7 @@ class StablePunctuator:
         lookahead: int = DEFAULT_LOOKAHEAD,
         context: int = DEFAULT_CONTEXT,
         max_decide: int = DEFAULT_MAX_DECIDE,
+        end_mark: str = DEFAULT_END_MARK,
         previous: Sequence[FrozenWord] = (),
     ) -> None:
         if lookahead < 0 or context < 0 or max_decide < 1:
@@ -66,6 +70,7 @@ class StablePunctuator:
         self.lookahead = lookahead
         self.context = context
         self.max_decide = max_decide
+        self.end_mark = end_mark
         self._previous = list(previous)[-context:] if context else []
         self._frozen: list[FrozenWord] = []
         self._ended = False
@@ -82,6 +87,7 @@ class StablePunctuator:
             lookahead=self.lookahead,
             context=self.context,
             max_decide=self.max_decide,
+            end_mark=self.end_mark,
             previous=self._frozen or self._previous,
         )
 
@@ -106,10 +112,11 @@ class StablePunctuator:
         self._ended = final
         fresh: list[FrozenWord] = []
         while len(self._frozen) < limit:
-            fresh.extend(self._decide(after, min(limit, len(self._frozen) + self.max_decide)))
+            end = min(limit, len(self._frozen) + self.max_decide)
+            fresh.extend(self._decide(after, end, closes=final and end == limit))
         return fresh
 
-    def _decide(self, words: Sequence[str], end: int) -> list[FrozenWord]:
+    def _decide(self, words: Sequence[str], end: int, *, closes: bool) -> list[FrozenWord]:
         start = len(self._frozen)
         known = [*self._previous, *self._frozen]
         left = [f.word for f in known[len(known) - self.context :]] if self.context else []
@@ -119,7 +126,10 @@ class StablePunctuator:
         if len(labels) != len(window):
             raise ValueError(f"the labeller gave {len(labels)} labels for {len(window)} words")
         previous_mark = known[-1].label.mark if known else None
-        mine = resolve_case(decide, labels[len(left) : len(left) + len(decide)], previous_mark)
+        mine = labels[len(left) : len(left) + len(decide)]
+        if closes:
+            mine = close_segment(mine, self.end_mark)
+        mine = resolve_case(decide, mine, previous_mark)
         fresh = [
             FrozenWord(start + k, word, label, apply(word, label))
             for k, (word, label) in enumerate(zip(decide, mine, strict=True))

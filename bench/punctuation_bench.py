@@ -26,6 +26,7 @@ from streamasr.server.punctuation.stable import StablePunctuator
 from .punctuation_corpus import SEED, Word, build, segments
 
 EVAL_MARKS = (".", ",", "?")
+ACCEPT_GAIN = 0.15
 System = Callable[[list[list[str]]], list[list[WordLabel]]]
 
 
@@ -152,13 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'system':<22}" + "".join(f"{m + ' P/R/F1':>20}" for m in (*EVAL_MARKS, "upper"))
     print(header + f"{'cpu s/1k words':>16}")
     print("-" * (len(header) + 16))
+    results: dict[str, dict[str, Score]] = {}
     for name, system in systems.items():
         labels, seconds = timed(system, words)
-        figures = evaluate(gold, labels)
+        figures = results[name] = evaluate(gold, labels)
         cells = "".join(
             f"{s.precision:>8.2f}{s.recall:>6.2f}{s.f1:>6.2f}" for s in figures.values()
         )
         print(f"{name:<22}{cells}{1000 * seconds / total:>16.3f}")
+    print(f"\nF1 gain over the baseline (acceptance: >= {ACCEPT_GAIN} on '.' and ','):")
+    for name in (n for n in results if n.endswith(("whole", "stream"))):
+        gains = {m: results[name][m].f1 - results["baseline"][m].f1 for m in (".", ",")}
+        verdict = "meets" if min(gains.values()) >= ACCEPT_GAIN else "misses"
+        cells = ", ".join(f"'{m}' {g:+.2f}" for m, g in gains.items())
+        print(f"  {name:<14} {cells}: {verdict}")
     return 0
 
 

@@ -190,3 +190,12 @@ def test_a_file_failing_validation_is_left_out(
     manifest = read_manifest(folder)
     assert set(manifest.models) == {"fp32"}
     assert not (folder / "model.int8.onnx").exists()
+
+
+def test_mark_penalty_trades_marks_away(exported: Path) -> None:
+    batch = [s.split() for s in SENTENCES]
+    plain = PunctuationModel.open(exported, "fp32").punctuate_batch(batch)
+    shy = PunctuationModel.open(exported, "fp32", mark_penalty=100.0).punctuate_batch(batch)
+    assert any(lab.mark for row in plain for lab in row)
+    assert not any(lab.mark for row in shy for lab in row)
+    assert sum(len(row) for row in shy) == sum(len(ws) for ws in batch)

@@ -68,7 +68,11 @@ def chunk_spans(counts: Sequence[int], budget: int, overlap: int) -> list[Span]:
 
 
 class PunctuationModel:
-    """A loaded export: tokenizer, onnxruntime session and label decoder."""
+    """A loaded export: tokenizer, onnxruntime session and label decoder.
+
+    ``mark_penalty`` is subtracted from the logits of every label with a mark before the
+    argmax: above 0 it trades recall of marks for precision (docs/punctuation.md).
+    """
 
     def __init__(
         self,
@@ -78,6 +82,7 @@ class PunctuationModel:
         *,
         overlap: int = DEFAULT_OVERLAP,
         max_batch: int = DEFAULT_MAX_BATCH,
+        mark_penalty: float = 0.0,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -86,6 +91,9 @@ class PunctuationModel:
         self.overlap = overlap
         self.max_batch = max_batch
         self._labels = decoder(manifest.layout, dict(enumerate(manifest.labels)))
+        self._penalty = np.array(
+            [mark_penalty if label.mark else 0.0 for label in self._labels], dtype=np.float32
+        )
         self._prefix, self._suffix = _specials(tokenizer)
         self.budget = manifest.max_length - len(self._prefix) - len(self._suffix)
         padding = tokenizer.padding
@@ -93,7 +101,7 @@ class PunctuationModel:
 
     @classmethod
     def open(
-        cls, folder: Path, precision: str = "int8", *, threads: int = 1, **options: int
+        cls, folder: Path, precision: str = "int8", *, threads: int = 1, **options: Any
     ) -> PunctuationModel:
         """Open ``folder`` (an ``asr-export --punctuation`` output) at ``precision``, falling
         back to the other precision when that file was not kept."""
@@ -163,7 +171,7 @@ class PunctuationModel:
         if "token_type_ids" in self.manifest.input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         logits: NDArray[np.float32] = self.session.run(None, feeds)[0]
-        best = logits.argmax(axis=-1)
+        best = (logits - self._penalty).argmax(axis=-1)
         for (index, span, _), first, classes in zip(chunks, firsts, best, strict=True):
             for offset in range(span.keep_start - span.start, span.keep_end - span.start):
                 position = first[offset]

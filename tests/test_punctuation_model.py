@@ -127,8 +127,9 @@ def test_the_fixture_punctuates_plain_text(exported: Path) -> None:
         return " ".join(model.punctuate(text.split(" ")))
 
     assert caption("WHERE ARE YOU GOING") == "Where are you going?"
-    said = caption("I SAID YES AND THEN WE LEFT THE HOUSE")
-    assert said == "I said, Yes, and then we left the house."
+    said = caption("I SAID YES AND THEN WE LEFT THE HOUSE IT WAS LATE")
+    assert said == "I said, Yes, and then we left the house. It was late."
+    assert caption("WELL I THINK SO") == "Well, I think so."
     assert model.punctuate(["GOODBYE"], end_mark="!")[0].lower() == "goodbye!"
 
 

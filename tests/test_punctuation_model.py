@@ -200,3 +200,8 @@ def test_mark_penalty_trades_marks_away(exported: Path) -> None:
     assert any(lab.mark for row in plain for lab in row)
     assert not any(lab.mark for row in shy for lab in row)
     assert sum(len(row) for row in shy) == sum(len(ws) for ws in batch)
+    no_stops = PunctuationModel.open(exported, "fp32", mark_penalty={".": 100.0})
+    labels = no_stops.punctuate_batch(batch)
+    assert not any(lab.mark == "." for row in labels for lab in row)
+    kept = [lab for row in labels for lab in row]
+    assert any(lab.mark == "," for lab in kept), "other marks are untouched"

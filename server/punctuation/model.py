@@ -9,7 +9,7 @@ most context on both sides.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from .labels import Layout, WordLabel, apply_all, close_segment, decoder, resolve_case
+from .labels import MARKS, Layout, WordLabel, apply_all, close_segment, decoder, resolve_case
 from .manifest import PunctuationManifest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ def chunk_spans(counts: Sequence[int], budget: int, overlap: int) -> list[Span]:
 class PunctuationModel:
     """A loaded export: tokenizer, onnxruntime session and label decoder.
 
-    ``mark_penalty`` is subtracted from the logits of every label with a mark before the
-    argmax: above 0 it trades recall of marks for precision (docs/punctuation.md).
+    ``mark_penalty`` is subtracted from the logits of every label with a mark (or, given as
+    a mapping, of the labels with that mark) before the argmax: above 0 it trades recall of
+    marks for precision (docs/punctuation.md).
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class PunctuationModel:
         *,
         overlap: int = DEFAULT_OVERLAP,
         max_batch: int = DEFAULT_MAX_BATCH,
-        mark_penalty: float = 0.0,
+        mark_penalty: float | Mapping[str, float] = 0.0,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -91,8 +92,14 @@ class PunctuationModel:
         self.overlap = overlap
         self.max_batch = max_batch
         self._labels = decoder(manifest.layout, dict(enumerate(manifest.labels)))
+        per_mark = (
+            mark_penalty
+            if isinstance(mark_penalty, Mapping)
+            else dict.fromkeys(MARKS[1:], mark_penalty)
+        )
         self._penalty = np.array(
-            [mark_penalty if label.mark else 0.0 for label in self._labels], dtype=np.float32
+            [per_mark.get(label.mark, 0.0) if label.mark else 0.0 for label in self._labels],
+            dtype=np.float32,
         )
         self._prefix, self._suffix = _specials(tokenizer)
         self.budget = manifest.max_length - len(self._prefix) - len(self._suffix)

@@ -39,7 +39,8 @@ PACKAGES = "fortunes fortunes-min bible-kjv dict-jargon"
 
 _TOKEN = re.compile(r"\S+")
 _CORE = re.compile(r"[A-Za-z][A-Za-z']*")
-_SENTENCE_END = re.compile(r"(?<=[.?!])[\"'”’)]*\s+(?=[\"'“‘(]*[A-Z])")
+_QUOTES = "\"'\u201c\u201d\u2018\u2019"
+_SENTENCE_END = re.compile(rf"(?<=[.?!])[{_QUOTES})]*\s+(?=[{_QUOTES}(]*[A-Z])")
 _MARK_MAP = {".": ".", ",": ",", "?": "?", "!": "!", ":": ":", ";": ","}
 _JUNK = re.compile(r"[{}<>|=_#@*\\$%&^~\[\]]|https?:|[0-9]{3,}")
 
@@ -77,7 +78,7 @@ def words_of(text: str) -> list[Word]:
     """The ASR-style words of a punctuated text, each with its mark and case."""
     out: list[Word] = []
     for token in _TOKEN.findall(text):
-        pieces = [p for p in re.split(r"[-/–—]+", token) if p]
+        pieces = [p for p in re.split("[-/\u2013\u2014]+", token) if p]
         for k, piece in enumerate(pieces):
             cores = _CORE.findall(piece)
             trail = piece[piece.rfind(cores[-1]) + len(cores[-1]) :] if cores else piece
@@ -86,8 +87,8 @@ def words_of(text: str) -> list[Word]:
                 if mark and out and not out[-1].mark:
                     out[-1] = Word(out[-1].text, mark, out[-1].upper)
                 continue
-            for j, core in enumerate(cores):
-                core = core.strip("'")
+            for j, raw in enumerate(cores):
+                core = raw.strip("'")
                 if not core:
                     continue
                 last = j == len(cores) - 1
@@ -132,7 +133,8 @@ def jargon() -> Iterator[str]:
     """The Jargon File's definition paragraphs (cross-reference braces removed)."""
     if not JARGON_DICT.is_file():
         raise CorpusUnavailableError(f"{JARGON_DICT} is missing")
-    text = gzip.open(JARGON_DICT, "rt", encoding="utf-8", errors="replace").read()
+    with gzip.open(JARGON_DICT, "rt", encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
     for paragraph in re.split(r"\n\s*\n", text):
         lines = paragraph.splitlines()
         if not lines or not all(ln.startswith("    ") for ln in lines):

@@ -27,6 +27,8 @@ COMMANDS = {
     "memory_bench": "bench.service.memory",
     "soak_bench": "bench.service.soak",
     "openai_memory": "bench.service.openai_memory",
+    "punctuation": "bench.punctuation.bench",
+    "punctuation_train": "bench.punctuation.train",
     "triton_bench": "bench.triton.bench",
     "triton_hop": "bench.triton.hop",
     "triton_hop_micro": "bench.triton.hop_micro",

@@ -32,14 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", nargs="?", help="alias (see --list), hub id or local folder")
     parser.add_argument("--list", action="store_true", help="print the model guide and exit")
     parser.add_argument(
+        "--punctuation",
+        metavar="CHECKPOINT",
+        help="export a punctuation and casing token-classification checkpoint instead "
+        "(docs/punctuation.md) into --out/punctuation-NAME",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("models"), help="root folder (default: models)"
     )
     parser.add_argument(
         "--precision",
         nargs="+",
         choices=PRECISIONS,
-        default=list(PRECISIONS),
-        help="precisions to write (default: all three)",
+        default=None,
+        help="precisions to write (default: all three; fp32 and int8 with --punctuation)",
     )
     parser.add_argument(
         "--language", help="language code (MMS adapters, e.g. fra); names the export"
@@ -85,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(format_table())
         return 0
+    if args.punctuation:
+        configure_logging(args.log_level, verbose=args.verbose)
+        return punctuation_step(args.punctuation, args.out, args.precision)
     if not args.model:
         build_parser().error("MODEL is required (or --list)")
     if args.print_name:
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, verbose=args.verbose)
     from .pipeline import ExportConfig, run_export  # torch and onnx behind it
 
-    precisions = tuple(dict.fromkeys(args.precision))
+    precisions = tuple(dict.fromkeys(args.precision or PRECISIONS))
     triton = TritonOptions(tensorrt=args.triton_tensorrt)
     if args.triton_repository is not None and is_export_folder(Path(args.model)):
         return cli_step(Path(args.model), args.triton_repository, precisions, triton)
@@ -114,6 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(result))
     if args.triton_repository is not None:
         return cli_step(result.folder, args.triton_repository, precisions, triton)
+    return 0
+
+
+def punctuation_step(checkpoint: str, out_root: Path, precisions: list[str] | None) -> int:
+    """``--punctuation``: export, validate and print where the files went."""
+    from .punctuation import PunctuationExportConfig, folder_name, run
+
+    try:
+        config = PunctuationExportConfig(
+            checkpoint,
+            out_root / folder_name(checkpoint),
+            tuple(dict.fromkeys(precisions or ("fp32", "int8"))),
+        )
+        manifest = run(config)
+    except ValidationFailedError as exc:
+        sys.stderr.write(f"asr-export: error: {exc}\n")
+        return 3
+    except ExportError as exc:
+        sys.stderr.write(f"asr-export: error: {exc}\n")
+        return 1
+    kept = ", ".join(f"{p} {e.bytes / 1e6:.1f} MB" for p, e in manifest.models.items())
+    print(f"{manifest.source} ({manifest.layout}) -> {config.out}: {kept}")
     return 0
 
 

@@ -1,0 +1,170 @@
+"""Train the tiny punctuation and casing fixture model on the Debian corpus.
+
+A lower-casing WordPiece tokenizer trained on the corpus and a 2-layer, 128-wide
+``BertForTokenClassification`` with the ``mark+case`` labels (docs/punctuation.md); the
+word's label sits on its first sub-token, the others are ignored. Fixed seed, one thread::
+
+    nice -n 10 python -m bench punctuation_train --out tests/data/punctuation-fixture
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.punctuation.corpus import SEED, Word, build
+
+log = logging.getLogger(__name__)
+
+LABELS = ("OO", "OU", ".O", ".U", ",O", ",U", "?O", "?U", "!O", "!U", ":O", ":U")
+MAX_LENGTH = 128
+IGNORE = -100
+
+
+def label_of(word: Word) -> int:
+    return LABELS.index(f"{word.mark or 'O'}{'U' if word.upper else 'O'}")
+
+
+def windows(words: Sequence[Word], rng: random.Random, low: int, high: int) -> list[list[Word]]:
+    """The word stream cut into consecutive windows of ``low`` to ``high`` words: windows start
+    mid-sentence too, as the streaming rule's context windows do."""
+    out = []
+    start = 0
+    while start < len(words):
+        size = rng.randint(low, high)
+        out.append(list(words[start : start + size]))
+        start += size
+    return out
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    from tokenizers import BertWordPieceTokenizer, processors
+    from transformers import BertTokenizerFast
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True, strip_accents=True, clean_text=True)
+    wordpiece.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=2, show_progress=False
+    )
+    backend = wordpiece._tokenizer
+    backend.post_processor = processors.BertProcessing(
+        ("[SEP]", backend.token_to_id("[SEP]")), ("[CLS]", backend.token_to_id("[CLS]"))
+    )
+    return BertTokenizerFast(tokenizer_object=backend, model_max_length=MAX_LENGTH)
+
+
+def encode(tokenizer: Any, batch: list[list[Word]]) -> dict[str, Any]:
+    import torch
+
+    enc = tokenizer(
+        [[w.text.lower() for w in ws] for ws in batch],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=MAX_LENGTH,
+        padding=True,
+        return_tensors="pt",
+    )
+    labels = torch.full(enc["input_ids"].shape, IGNORE, dtype=torch.long)
+    for row, ws in enumerate(batch):
+        previous = None
+        for col, wid in enumerate(enc.word_ids(row)):
+            if wid is not None and wid != previous:
+                labels[row, col] = label_of(ws[wid])
+            previous = wid
+    return {**enc, "labels": labels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("tests/data/punctuation-fixture"))
+    parser.add_argument("--vocab", type=int, default=3500)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--mark-weight", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    corpus = build()
+    stream = [w for s in corpus.train for w in s.words]
+    tokenizer = train_tokenizer(
+        [" ".join(w.text.lower() for w in s.words) for s in corpus.train], args.vocab
+    )
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        # No dropout: a model this small underfits this corpus, it does not overfit it.
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        intermediate_size=4 * args.hidden,
+        max_position_embeddings=MAX_LENGTH,
+        type_vocab_size=1,
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
+    )
+    model = BertForTokenClassification(config)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98)
+    )
+    # Marks are rare (one word in seven): weigh them up so recall is not traded away.
+    weights = torch.tensor([1.0 if n[0] == "O" else args.mark_weight for n in LABELS])
+    batches_per_epoch = len(windows(stream, random.Random(0), 8, 40)) // args.batch
+    total = batches_per_epoch * args.epochs
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=args.lr, total_steps=total + 1, pct_start=0.05
+    )
+    started = time.process_time()
+    step = 0
+    recent = 0.0
+    model.train()
+    for epoch in range(args.epochs):
+        pieces = windows(stream, rng, 8, 40)
+        rng.shuffle(pieces)
+        for k in range(0, len(pieces) - args.batch + 1, args.batch):
+            batch = encode(tokenizer, pieces[k : k + args.batch])
+            labels = batch.pop("labels")
+            logits = model(**batch).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.view(-1, len(LABELS)), labels.view(-1), weight=weights, ignore_index=IGNORE
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            optimiser.zero_grad()
+            step += 1
+            recent = 0.98 * recent + 0.02 * loss.item() if step > 1 else loss.item()
+            if step % 200 == 0:
+                log.info(
+                    "epoch %d step %d/%d loss (moving average) %.3f cpu %.0f s",
+                    epoch,
+                    step,
+                    total,
+                    recent,
+                    time.process_time() - started,
+                )
+    model.eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    log.info("saved %s after %.0f s of CPU", args.out, time.process_time() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,7 +2,8 @@
 
 The checkpoint's labels must follow one of the layouts of
 :mod:`streamasr.server.decoding.punctuation.labels` (``mark+case`` or ``punct-only``); its
-tokenizer must be a fast one (``tokenizer.json``), which the torch-free runtime loads with ``tokenizers``.
+tokenizer must be a fast one (``tokenizer.json``), which the torch-free runtime loads with
+``tokenizers``.
 fp32 comes from ``torch.onnx.export`` (dynamic batch and sequence axes), int8 from
 onnxruntime's dynamic quantisation of fp32. Each file is compared with PyTorch on fixed word
 lists (:data:`PROBES`): the largest logit difference over real tokens and the share of words

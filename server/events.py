@@ -23,6 +23,14 @@ class Segment:
     """The segment's n-best hypotheses, best first (the first is ``text`` and ``words``), when
     its stream asked for more than one (``DecodingOptions.alternatives``) and decodes with the
     beam search; empty otherwise (greedy decoding keeps one path)."""
+    caption: Caption | None = None
+    """The text with case and punctuation, one caption word per word of ``text`` (all
+    stable), when the stream punctuates; None otherwise."""
+
+    @property
+    def shown_text(self) -> str:
+        """What a reader sees: the caption's text when the stream punctuates, else ``text``."""
+        return self.text if self.caption is None else self.caption.text
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,26 @@ class Alternative:
 
 
 @dataclass(frozen=True)
+class Caption:
+    """Readable text: words with case and punctuation, never adding, dropping or reordering a
+    word of the recognised text (:mod:`streamasr.server.decoding.punctuation`)."""
+
+    stable: tuple[str, ...]
+    """Words whose case and marks are final: within a segment each caption's ``stable``
+    starts with the previous one's."""
+    tail: tuple[str, ...] = ()
+    """The words after them, lower-cased as recognised: they may still change."""
+
+    @property
+    def stable_text(self) -> str:
+        return " ".join(self.stable)
+
+    @property
+    def text(self) -> str:
+        return " ".join((*self.stable, *self.tail))
+
+
+@dataclass(frozen=True)
 class Partial:
     """The current segment's hypothesis after a window."""
 
@@ -48,6 +76,9 @@ class Partial:
     hypothesis: Hypothesis
     audio_end: float
     """Seconds of stream audio (at the model rate) the window that made it had to wait for."""
+    caption: Caption | None = None
+    """The hypothesis as readable text, when the stream punctuates: its stable words (case and
+    marks final, a prefix that only grows within the segment) and the rest as spelled."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from streamasr.server.decoding.factory import Decoders
 from streamasr.server.engine.preset_rules import with_rule_presets
+from streamasr.server.engine.punctuation import Punctuation
 from streamasr.server.engine.stream import Clock, Stream, make_stream
 from streamasr.server.engine.vad import SileroVad
 from streamasr.server.inference.backend import InferenceBackend, open_backend
@@ -41,6 +42,9 @@ class EngineConfig:
     session)."""
     decoding: DecoderSettings = field(default_factory=DecoderSettings)
     """Greedy, or beam search with an LM and hotwords (over the manifest's ``decoder``)."""
+    punctuation: Path | None = None
+    """A punctuation model (``asr-export --punctuation`` output); None: the export's own
+    ``punctuation/`` folder if it has one, else no captions."""
 
 
 class Engine:
@@ -67,6 +71,8 @@ class Engine:
         """Silero VAD of the export (its ``vad`` entry), shared by the streams' gates."""
         self.decoders = Decoders(self.manifest, self.folder, self.config.decoding)
         """Makes each stream's CTC decoder (loads the LM once)."""
+        self.punctuation = Punctuation.find(self.config.punctuation, self.folder)
+        """Case and punctuation for the streams' captions, when a model is there."""
         if self.config.stream is not None:
             self.stream(options=self.config.stream)  # raises what every session would
         self.scheduler.start()
@@ -93,6 +99,7 @@ class Engine:
             clock=clock,
             vad=self.vad,
             decoders=self.decoders,
+            punctuation=self.punctuation,
         )
 
     def offline_stream(
@@ -107,11 +114,14 @@ class Engine:
             options or StreamOptions(),
             offline=True,
             decoders=self.decoders,
+            punctuation=self.punctuation,
         )
 
     def close(self) -> None:
         self.scheduler.stop()
         self.decoders.close()
+        if self.punctuation is not None:
+            self.punctuation.close()
 
     def __enter__(self) -> Engine:
         return self

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -30,9 +30,11 @@ from streamasr.server.decoding.ctc import greedy_ids
 from streamasr.server.decoding.factory import Decoders, complete_off_loop, stream_decoder
 from streamasr.server.decoding.greedy import CtcDecoder, letter_ids
 from streamasr.server.engine.audio import AudioIntake
+from streamasr.server.engine.captions import Captioner
 from streamasr.server.engine.endpoint import Endpointer
 from streamasr.server.engine.frontend import model_input
 from streamasr.server.engine.gate import GateRuns, Run
+from streamasr.server.engine.punctuation import Punctuation
 from streamasr.server.engine.vad import SileroVad, make_gate
 from streamasr.server.engine.windows import (
     SlidingWindower,
@@ -44,6 +46,7 @@ from streamasr.server.engine.windows import (
 from streamasr.server.errors import (
     AsrError,
     ModelGeometryError,
+    StreamConfigError,
     StreamStateError,
 )
 from streamasr.server.events import EndReason, Event, Final, Hypothesis, Lagging, Partial, Segment
@@ -111,8 +114,14 @@ class Stream:
         decoder: CtcDecoder,
         clock: Clock = time.monotonic,
         vad: SileroVad | None = None,
+        captioner: Captioner | None = None,
+        caption_pool: Executor | None = None,
     ) -> None:
         self.manifest = manifest
+        self._captioner = captioner
+        """Adds captions to the events when the stream punctuates."""
+        self._caption_pool = caption_pool
+        """Where captioning that calls the model runs in the asyncio API (off the loop)."""
         self.options = options
         self.stats = StreamStats()
         self._scheduler = scheduler
@@ -174,9 +183,9 @@ class Stream:
             for window in windows:
                 self._submit(window)
                 while len(self._pending) > self.options.max_inflight:
-                    events += self._complete(_result(self._pending[0]))
+                    events += self._captioned(self._complete(_result(self._pending[0])))
             while self._pending:
-                events += self._complete(_result(self._pending[0]))
+                events += self._captioned(self._complete(_result(self._pending[0])))
         return events
 
     # -- asyncio API --------------------------------------------------------------------------
@@ -205,11 +214,27 @@ class Stream:
                 self._submit(window)
                 while len(self._pending) > self.options.max_inflight:
                     logits = await _result_async(self._pending[0])
-                    events += await complete_off_loop(self._decoder, self._complete, logits)
+                    done = await complete_off_loop(self._decoder, self._complete, logits)
+                    events += await self._captioned_async(done)
             while self._pending:
                 logits = await _result_async(self._pending[0])
-                events += await complete_off_loop(self._decoder, self._complete, logits)
+                done = await complete_off_loop(self._decoder, self._complete, logits)
+                events += await self._captioned_async(done)
         return events
+
+    def _captioned(self, events: list[Event]) -> list[Event]:
+        return events if self._captioner is None else self._captioner.apply(events)
+
+    async def _captioned_async(self, events: list[Event]) -> list[Event]:
+        """Captions; where the punctuation model runs, in the caption pool (the model itself
+        batches the requests of all streams: :class:`PunctuationBatcher`)."""
+        captioner = self._captioner
+        if captioner is None or not events:
+            return events
+        if self._caption_pool is None or not captioner.needs_model(events):
+            return captioner.apply(events)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._caption_pool, captioner.apply, events)
 
     # -- shared steps -------------------------------------------------------------------------
 
@@ -322,12 +347,17 @@ def make_stream(
     clock: Clock = time.monotonic,
     vad: SileroVad | None = None,
     decoders: Decoders | None = None,
+    punctuation: Punctuation | None = None,
 ) -> Stream:
     """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
     ``clock`` is what its lag (audio received against time passed) is measured with; ``vad``
     the engine's Silero VAD (for a Silero gate). The windows are settled against the manifest
     first (:func:`~.presets.resolve_windows`)."""
     spec = manifest.input
+    punctuate = options.punctuate if options.punctuate is not None else punctuation is not None
+    if punctuate and punctuation is None:
+        raise StreamConfigError("punctuate", True, "this server has no punctuation model")
+    captioner = Captioner(punctuation.batcher.label) if punctuate and punctuation else None
     decoder = stream_decoder(decoders, manifest, options.decoding)
     w = stream_windows(decoder, options, manifest.streaming)
     options = replace(
@@ -354,4 +384,6 @@ def make_stream(
         decoder=decoder,
         clock=clock,
         vad=vad,
+        captioner=captioner,
+        caption_pool=punctuation.pool if punctuation else None,
     )

@@ -59,6 +59,9 @@ class StreamOptions:
     """Report :class:`Lagging` when the audio received falls this far behind the wall clock."""
     decoding: DecodingOptions | None = None
     """A session's beam search overrides and hotwords (:mod:`.decoding`); None: the server's."""
+    punctuate: bool | None = None
+    """Captions with case and punctuation (``Partial.caption``, ``Segment.caption``); None: when
+    the engine has a punctuation model; True without one: ``invalid_field``."""
 
     def __post_init__(self) -> None:
         check_range("left_s", self.left_s, 0.0, 8.0)

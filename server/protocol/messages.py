@@ -53,6 +53,7 @@ class Start:
     beam_width: int | None = None
     lm_weight: float | None = None
     word_score: float | None = None
+    punctuate: bool | None = None
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -81,6 +82,7 @@ class Start:
             "beam_width": self.beam_width,
             "lm_weight": self.lm_weight,
             "word_score": self.word_score,
+            "punctuate": self.punctuate,
         }
         message.update({k: v for k, v in optional.items() if v is not None})
         return message
@@ -126,17 +128,24 @@ class WordTiming:
     """A word of a final with its span in seconds from the stream's start."""
 
     word: str
+    """As the acoustic model spelled it."""
     start: float
     end: float
     confidence: float
+    punctuated: str | None = None
+    """The word with its case and mark, when the session punctuates (the final's ``text`` is
+    these words joined)."""
 
     def to_dict(self) -> Json:
-        return {
+        message: Json = {
             "word": self.word,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "confidence": round(self.confidence, 3),
         }
+        if self.punctuated is not None:
+            message["punctuated"] = self.punctuated
+        return message
 
     @classmethod
     def from_dict(cls, data: object) -> WordTiming:
@@ -147,6 +156,7 @@ class WordTiming:
             start=float(data["start"]),
             end=float(data["end"]),
             confidence=float(data.get("confidence", 1.0)),
+            punctuated=None if data.get("punctuated") is None else str(data["punctuated"]),
         )
 
 

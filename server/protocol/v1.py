@@ -138,6 +138,7 @@ START_FIELDS: Final = frozenset(
         "max_segment_s",
         "preset",
         "gate",
+        "punctuate",
         *DECODING_FIELDS,
     }
 )
@@ -164,6 +165,8 @@ class StartMessage:
     override the server's; None: the server's windows."""
     gate: str | None = None
     """``none``, ``energy``, ``silero`` or ``auto``; None: the server's ``--gate``."""
+    punctuate: bool | None = None
+    """Captions with case and punctuation; None: when the server has a punctuation model."""
     decoding: DecodingOptions | None = None
     """Hotwords and beam search overrides (``hotwords``, ``hotword_weight``, ``beam_width``,
     ``lm_weight``, ``word_score``); None: the server's."""
@@ -184,6 +187,8 @@ class StartMessage:
             options = replace(options, gate=gate_config(self.gate))
         if self.decoding is not None:
             options = replace(options, decoding=self.decoding)
+        if self.punctuate is not None:
+            options = replace(options, punctuate=self.punctuate)
         return options
 
 
@@ -240,6 +245,7 @@ def _parse_start(data: JsonObject) -> StartMessage:
         encoding=cast(Encoding, encoding),
         channels=int(channels),
         partials=_flag(data, "partials"),
+        punctuate=_flag(data, "punctuate") if "punctuate" in data else None,
         words=_flag(data, "words"),
         endpoint_ms=None if endpoint_ms is None else int(endpoint_ms),
         max_segment_s=None if max_segment_s is None else float(max_segment_s),
@@ -306,16 +312,25 @@ def ready_message(session: str, model: str, precision: str) -> JsonObject:
 
 def partial_message(event: Partial, start: float) -> JsonObject:
     """``start``: where the segment began as far as the session knows (the previous final's end)."""
-    hypothesis = event.hypothesis
-    return messages.PartialResult(
-        event.segment, hypothesis.committed, hypothesis.text, start, event.audio_end
-    ).to_dict()
+    hypothesis, caption = event.hypothesis, event.caption
+    committed, text = hypothesis.committed, hypothesis.text
+    if caption is not None:  # the stable caption words are what never changes
+        committed, text = caption.stable_text, caption.text
+    return messages.PartialResult(event.segment, committed, text, start, event.audio_end).to_dict()
 
 
 def final_message(segment: Segment, words: bool) -> JsonObject:
-    timed = tuple(messages.WordTiming(w.text, w.start, w.end, w.confidence) for w in segment.words)
+    caption = segment.caption
+    shown = caption.stable if caption is not None else ()
+    if len(shown) != len(segment.words):
+        shown = ()  # words and text disagree (not seen): the words keep their spelling alone
+    timed = tuple(
+        messages.WordTiming(w.text, w.start, w.end, w.confidence, shown[k] if shown else None)
+        for k, w in enumerate(segment.words)
+    )
+    text = segment.text if caption is None else caption.text
     return messages.FinalResult(
-        segment.index, segment.text, segment.start, segment.end, timed, segment.reason
+        segment.index, text, segment.start, segment.end, timed, segment.reason
     ).to_dict(words=words)
 
 

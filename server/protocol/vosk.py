@@ -151,7 +151,8 @@ class VoskReplies:
                 finished.append(event.segment)
                 self._partial = ""
             elif isinstance(event, Partial):
-                self._partial = event.hypothesis.text
+                caption = event.caption
+                self._partial = event.hypothesis.text if caption is None else caption.text
         if finished:
             return self.result(finished)
         return {"partial": self._partial}
@@ -173,7 +174,7 @@ class VoskReplies:
                     entry["result"] = _words(alternative.words)
                 entries.append(entry)
             return {"alternatives": entries}
-        text = " ".join(s.text for s in segments)
+        text = " ".join(s.text if s.caption is None else s.caption.text for s in segments)
         if not self.words:
             return {"text": text}
         return {"result": _words(_segment_words(segments)), "text": text}

@@ -123,6 +123,10 @@ class ServerConfig:
     hotwords: Path | None = None
     """File of phrases to boost, one a line (``PHRASE<TAB>WEIGHT`` sets its own weight)."""
     hotword_weight: float = DEFAULT_HOTWORD_WEIGHT
+    punctuation: Path | None = None
+    """A punctuation model (``asr-export --punctuation`` output): captions with case and
+    punctuation; None: the model export's own ``punctuation/`` folder if it has one. Vosk
+    sessions are punctuated only when this is given (docs/protocol.md)."""
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
@@ -165,6 +169,15 @@ class ServerConfig:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 _fail(name, str(path), "no such file")
+        if (
+            self.punctuation is not None
+            and not (Path(self.punctuation) / "punctuation.json").is_file()
+        ):
+            _fail(
+                "punctuation",
+                str(self.punctuation),
+                "no punctuation.json: not an asr-export --punctuation folder",
+            )
         try:
             options = self._stream_options()
             self._scheduler_config()
@@ -214,6 +227,7 @@ class ServerConfig:
             inference=self.inference_config(),
             stream=self.stream_options,
             decoding=self.decoder_settings(),
+            punctuation=self.punctuation,
         )
 
     def decoder_settings(self) -> DecoderSettings:
@@ -322,6 +336,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("lm_weight", "--lm-weight", float, "weight of the LM's log probabilities"),
     _Option("word_score", "--word-score", float, "score added per word (beam search)"),
     _Option("hotwords", "--hotwords", _optional_path, "file of phrases to boost, one a line"),
+    _Option("punctuation", "--punctuation", _optional_path, "punctuation model folder (captions)"),
     _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
     _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     _Option("log_format", "--log-format", str, "log line format", ("text", "json")),

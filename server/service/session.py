@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from websockets.asyncio.server import ServerConnection
@@ -106,8 +106,9 @@ class Session:
         config = self.context.config
         limits, options = Limits.of(config), config.stream_options
         clock, metrics = self.context.clock, self.context.metrics
-        if dialect == "vosk":
-            return VoskConversation(limits, options, clock=clock, metrics=metrics, log=self.log)
+        if dialect == "vosk":  # punctuated only when the server was told to (--punctuation)
+            vosk = replace(options, punctuate=config.punctuation is not None)
+            return VoskConversation(limits, vosk, clock=clock, metrics=metrics, log=self.log)
         if dialect == "realtime":
             request = self.ws.request
             beta = request is not None and "realtime=v1" in request.headers.get("OpenAI-Beta", "")

@@ -168,8 +168,9 @@ class TranscriptionApi:
         exchange.start(200, sse.CONTENT_TYPE, [("X-Accel-Buffering", "no")])
         texts: list[str] = []
         async for segment in self._segments(engine, request, audio, job, exchange):
-            await exchange.send(sse.delta(segment.text if not texts else " " + segment.text))
-            texts.append(segment.text)
+            shown = segment.shown_text
+            await exchange.send(sse.delta(shown if not texts else " " + shown))
+            texts.append(shown)
         await exchange.send(sse.done(" ".join(texts)))
         await exchange.end()
 

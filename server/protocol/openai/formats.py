@@ -39,7 +39,7 @@ class Result:
 
     @property
     def text(self) -> str:
-        return " ".join(s.text for s in self.segments)
+        return " ".join(s.shown_text for s in self.segments)
 
 
 def render(
@@ -90,13 +90,13 @@ def verbose_payload(result: Result, granularities: Sequence[Granularity]) -> dic
 
 def _segment(index: int, segment: Segment, temperature: float) -> dict[str, Any]:
     logs = [math.log(max(w.confidence, 1e-6)) for w in segment.words]
-    data = segment.text.encode()
+    data = segment.shown_text.encode()
     return {
         "id": index,
         "seek": round(segment.start * 100),
         "start": segment.start,
         "end": segment.end,
-        "text": segment.text,
+        "text": segment.shown_text,
         "tokens": [],
         "temperature": temperature,
         "avg_logprob": round(sum(logs) / len(logs), 4) if logs else 0.0,
@@ -108,7 +108,7 @@ def _segment(index: int, segment: Segment, temperature: float) -> dict[str, Any]
 def srt(segments: Sequence[Segment]) -> str:
     """SubRip: numbered cues, ``HH:MM:SS,mmm`` times."""
     cues = [
-        f"{i}\n{timestamp(s.start, ',')} --> {timestamp(s.end, ',')}\n{s.text}\n"
+        f"{i}\n{timestamp(s.start, ',')} --> {timestamp(s.end, ',')}\n{s.shown_text}\n"
         for i, s in enumerate(segments, 1)
     ]
     return "\n".join(cues)
@@ -116,7 +116,9 @@ def srt(segments: Sequence[Segment]) -> str:
 
 def vtt(segments: Sequence[Segment]) -> str:
     """WebVTT: the header, then cues with ``HH:MM:SS.mmm`` times."""
-    cues = [f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{s.text}\n" for s in segments]
+    cues = [
+        f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{s.shown_text}\n" for s in segments
+    ]
     return "\n".join(["WEBVTT\n", *cues])
 
 

@@ -240,6 +240,8 @@ class RealtimeConversation(Conversation):
             return []
         actions = self._start_item()
         settled = committed[: committed.rfind(" ")] if " " in committed else ""
+        if event.caption is not None:  # punctuated: the stable words are the settled ones
+            settled = event.caption.stable_text
         grown = len(settled) > len(self._sent) and settled.startswith(self._sent)
         if self._item is not None and grown:
             actions.append(Send(self.wire.delta(self._item, settled[len(self._sent) :])))
@@ -250,7 +252,8 @@ class RealtimeConversation(Conversation):
         self._segment_start = segment.start
         actions = self._start_item()
         self._segment_start = segment.end
-        return actions + self._complete(segment.text, segment.end, segment.end - segment.start)
+        seconds = segment.end - segment.start
+        return actions + self._complete(segment.shown_text, segment.end, seconds)
 
     def _complete(self, transcript: str, end_s: float, seconds: float) -> list[Action]:
         """Close the current item: stopped, committed, the last delta, completed."""

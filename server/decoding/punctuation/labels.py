@@ -96,17 +96,18 @@ def decoder(layout: Layout, id2label: Mapping[int, str]) -> list[WordLabel]:
 def resolve_case(
     words: Sequence[str], labels: Sequence[WordLabel], previous_mark: str | None
 ) -> list[WordLabel]:
-    """Fill the case the layout left open: upper after a sentence end and for ``i``.
+    """Settle each word's case: upper after a sentence end and for ``i`` whatever the model
+    said (a caption never starts a sentence in lower case), else the label's, else lower.
 
     ``previous_mark`` is the mark of the word before ``words[0]``, ``None`` at the start of a
-    segment (which counts as a sentence start). Labels whose case is known are kept.
+    segment (which counts as a sentence start).
     """
     out: list[WordLabel] = []
     before = "." if previous_mark is None else previous_mark
     for word, label in zip(words, labels, strict=True):
-        upper = label.upper
-        if upper is None:
-            upper = before in SENTENCE_END or word.lower() == "i" or word.lower().startswith("i'")
+        lower = word.lower()
+        rule = before in SENTENCE_END or lower == "i" or lower.startswith("i'")
+        upper = True if rule else bool(label.upper)
         out.append(WordLabel(label.mark, upper))
         before = label.mark
     return out

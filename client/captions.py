@@ -88,6 +88,11 @@ def spread_words(final: FinalResult) -> tuple[WordTiming, ...]:
     return tuple(out)
 
 
+def shown(word: WordTiming) -> str:
+    """A word as captions show it: with its case and mark when the server punctuates."""
+    return word.word if word.punctuated is None else word.punctuated
+
+
 def cues_from_finals(
     finals: Sequence[FinalResult], limits: CaptionLimits | None = None
 ) -> list[Cue]:
@@ -99,7 +104,7 @@ def cues_from_finals(
         for word in spread_words(final):
             candidate = [*current, word]
             too_long = word.end - current[0].start > limits.max_seconds if current else False
-            lines = wrap([w.word for w in candidate], limits.max_line_chars)
+            lines = wrap([shown(w) for w in candidate], limits.max_line_chars)
             if current and (too_long or len(lines) > limits.max_lines):
                 groups.append(current)
                 candidate = [word]
@@ -108,7 +113,7 @@ def cues_from_finals(
             groups.append(current)
     cues: list[Cue] = []
     for group in groups:
-        lines = balanced_wrap([w.word for w in group], limits.max_line_chars)
+        lines = balanced_wrap([shown(w) for w in group], limits.max_line_chars)
         start = _ms(group[0].start)
         if cues:
             start = max(start, cues[-1].end_ms)

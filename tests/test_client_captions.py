@@ -150,3 +150,14 @@ def test_the_strict_vtt_parser_rejects() -> None:
         parse_vtt("00:00:01.000 --> 00:00:02.000\nA\n\n")  # no header
     with pytest.raises(ValueError):
         parse_vtt("WEBVTT\n\n00:00:01,000 --> 00:00:02,000\nA\n\n")  # SRT comma
+
+
+def test_cues_show_the_punctuated_words_when_the_server_punctuates() -> None:
+    words = (
+        WordTiming("HELLO", 0.0, 0.4, 0.9, "Hello,"),
+        WordTiming("WORLD", 0.5, 0.9, 0.9, "world."),
+    )
+    final = FinalResult(0, "Hello, world.", 0.0, 1.0, words, "endpoint")
+    (cue,) = cues_from_finals([final])
+    assert cue.lines == ("Hello, world.",)
+    assert "Hello, world." in to_srt([cue]) and "Hello, world." in to_vtt([cue])

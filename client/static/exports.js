@@ -4,6 +4,11 @@
 
 export const LIMITS = Object.freeze({ maxSeconds: 7.0, maxLineChars: 42, maxLines: 2, minSeconds: 1.0 });
 
+/** A word as captions show it: with its case and mark when the server punctuates. */
+export function shown(word) {
+  return word.punctuated ?? word.word;
+}
+
 /** Greedy line filling: as many words per line as fit in `maxChars`. */
 export function wrap(words, maxChars) {
   const lines = [];
@@ -62,7 +67,7 @@ export function cuesFromFinals(finals, limits = LIMITS) {
     for (const word of spreadWords(final)) {
       let candidate = [...current, word];
       const tooLong = current.length > 0 && word.end - current[0].start > limits.maxSeconds;
-      const lines = wrap(candidate.map((w) => w.word), limits.maxLineChars);
+      const lines = wrap(candidate.map(shown), limits.maxLineChars);
       if (current.length && (tooLong || lines.length > limits.maxLines)) {
         groups.push(current);
         candidate = [word];
@@ -73,7 +78,7 @@ export function cuesFromFinals(finals, limits = LIMITS) {
   }
   const cues = [];
   for (const group of groups) {
-    const lines = balancedWrap(group.map((w) => w.word), limits.maxLineChars);
+    const lines = balancedWrap(group.map(shown), limits.maxLineChars);
     let start = ms(group[0].start);
     if (cues.length) start = Math.max(start, cues[cues.length - 1].endMs);
     const end = Math.max(ms(group[group.length - 1].end), start + 1);

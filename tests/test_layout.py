@@ -118,3 +118,17 @@ def test_clients_and_benchmarks_build_v1_messages_through_the_schema() -> None:
         if hand_built.search(line)
     ]
     assert found == []
+
+
+def test_the_docs_name_modules_and_bench_commands_that_exist() -> None:
+    from bench.__main__ import COMMANDS
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    missing: list[str] = []
+    for page in pages:
+        text = page.read_text()
+        name = page.relative_to(ROOT)
+        missing += [f"{name}: {p}" for p in MODULE_PATH.findall(text) if not (ROOT / p).is_file()]
+        commands = re.findall(r"python -m bench ([a-z_]+)", text)
+        missing += [f"{name}: python -m bench {c}" for c in commands if c not in COMMANDS]
+    assert missing == []

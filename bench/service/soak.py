@@ -60,7 +60,9 @@ async def one_session(url: str, pcm: bytes) -> str:
         await ws.send(messages.encode(messages.STOP))
         async for message in ws:
             if isinstance(message, str):
-                last = json.loads(message).get("type", "")
+                data = json.loads(message)
+                messages.server_message(data)  # a malformed server message fails the soak
+                last = data["type"]
     return f"{ws.close_code} {last}"
 
 

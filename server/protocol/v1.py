@@ -11,7 +11,7 @@ table, :data:`ERROR_TABLE`. docs/protocol.md is the reference for every message 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, TypeAlias, cast
 
@@ -146,30 +146,24 @@ START_FIELDS: Final = frozenset(
 
 
 @dataclass(frozen=True)
-class StartMessage:
-    """``{"type": "start", ...}``: the audio format and what the client wants back."""
+class StartMessage(messages.Start):
+    """A ``start`` the server has read and checked (:func:`parse_text`): the shared schema's
+    :class:`~streamasr.server.protocol.messages.Start` (its fields are the wire's) and what the
+    session makes of it."""
 
-    sample_rate: int
-    encoding: Encoding = "s16le"
-    channels: int = 1
-    partials: bool = True
-    """Send ``partial`` messages."""
-    words: bool = True
-    """Give ``final`` messages their timed words."""
-    endpoint_ms: int | None = None
-    """Per-stream endpoint silence (100 to 10,000 ms); None: the server's setting."""
-    max_segment_s: float | None = None
-    """Per-stream longest segment (2 to 120 s); None: the server's setting."""
-    preset: str | None = None
-    """A latency preset of the model (``fast``, ``balanced``, ``accurate``): its windows
-    override the server's; None: the server's windows."""
-    gate: str | None = None
-    """``none``, ``energy``, ``silero`` or ``auto``; None: the server's ``--gate``."""
-    punctuate: bool | None = None
-    """Captions with case and punctuation; None: when the server has a punctuation model."""
-    decoding: DecodingOptions | None = None
-    """Hotwords and beam search overrides (``hotwords``, ``hotword_weight``, ``beam_width``,
-    ``lm_weight``, ``word_score``); None: the server's."""
+    @property
+    def decoding(self) -> DecodingOptions | None:
+        """Hotwords and beam search overrides (``hotwords``, ``hotword_weight``,
+        ``beam_width``, ``lm_weight``, ``word_score``); None: the server's."""
+        if not any(name in self.to_dict() for name in DECODING_FIELDS):
+            return None
+        return DecodingOptions(
+            beam_width=self.beam_width,
+            lm_weight=self.lm_weight,
+            word_score=self.word_score,
+            hotwords=self.hotwords,
+            hotword_weight=self.hotword_weight,
+        )
 
     def audio_format(self) -> AudioFormat:
         return AudioFormat(self.encoding, self.sample_rate, self.channels)
@@ -238,9 +232,15 @@ def _parse_start(data: JsonObject) -> StartMessage:
     max_segment_s = data.get("max_segment_s")
     if max_segment_s is not None and not _is_number(max_segment_s):
         raise InvalidFieldError("max_segment_s", f"{echo(max_segment_s)} is not a number")
+    decoding = parse_decoding(data) or DecodingOptions()  # checked here; .decoding rebuilds it
     return StartMessage(
-        **_choices(data),
-        decoding=parse_decoding(data),
+        preset=_choice(data, "preset", PRESET_NAMES),
+        gate=_choice(data, "gate", GATE_KINDS),
+        hotwords=decoding.hotwords,
+        hotword_weight=decoding.hotword_weight,
+        beam_width=decoding.beam_width,
+        lm_weight=decoding.lm_weight,
+        word_score=decoding.word_score,
         sample_rate=parse_sample_rate(data["sample_rate"]),
         encoding=cast(Encoding, encoding),
         channels=int(channels),
@@ -252,18 +252,15 @@ def _parse_start(data: JsonObject) -> StartMessage:
     )
 
 
-def _choices(data: JsonObject) -> dict[str, str]:
-    """``preset`` and ``gate``, when given: names from their lists (a preset the model lacks
-    is refused when the stream opens, also as ``invalid_field``)."""
-    found: dict[str, str] = {}
-    for name, allowed in (("preset", PRESET_NAMES), ("gate", GATE_KINDS)):
-        value = data.get(name)
-        if value is None:
-            continue
-        if value not in allowed:
-            raise InvalidFieldError(name, f"{echo(value)} is not one of {', '.join(allowed)}")
-        found[name] = str(value)
-    return found
+def _choice(data: JsonObject, name: str, allowed: Sequence[str]) -> str | None:
+    """``preset`` or ``gate``, when given: a name from its list (a preset the model lacks is
+    refused when the stream opens, also as ``invalid_field``)."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if value not in allowed:
+        raise InvalidFieldError(name, f"{echo(value)} is not one of {', '.join(allowed)}")
+    return str(value)
 
 
 def parse_sample_rate(value: object, name: str = "sample_rate") -> int:

@@ -44,6 +44,18 @@ def fixture_export(fixture_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     return result.folder
 
 
+@pytest.fixture(scope="session")
+def punctuation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The punctuation fixture checkpoint (tests/data/punctuation-fixture) exported once per
+    test session (fp32 and int8); its folder, what ``asr-server --punctuation`` takes."""
+    from streamasr.export import punctuation as punctuation_export
+
+    checkpoint = Path(__file__).parent / "data" / "punctuation-fixture"
+    out = tmp_path_factory.mktemp("punct") / "fixture"
+    punctuation_export.run(punctuation_export.PunctuationExportConfig(str(checkpoint), out))
+    return out
+
+
 def read_dev_set(folder: Path) -> list[tuple[Path, str]]:
     """(audio file, reference transcript) pairs of a ../shared/speech/dev folder."""
     rows = (folder / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]

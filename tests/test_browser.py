@@ -139,6 +139,13 @@ def open_server(fixture_export: Path) -> Iterator[ServerThread]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def captioning_server(fixture_export: Path, punctuation_model: Path) -> Iterator[ServerThread]:
+    """The server without a token, punctuating and casing its captions (``--punctuation``)."""
+    with ServerThread(server_config(fixture_export, punctuation=punctuation_model)) as running:
+        yield running
+
+
 def page_url(server: ServerThread, query: str = "") -> str:
     scheme = "https" if server.config.tls else "http"
     return f"{scheme}://127.0.0.1:{server.port}/{query}"
@@ -433,12 +440,14 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_modes_themes_and_contrast(
-    browser: DevTools, open_server: ServerThread, audio_files: list[Path], downloads: Path
+    browser: DevTools, captioning_server: ServerThread, audio_files: list[Path], downloads: Path
 ) -> None:
-    with open_page(browser, page_url(open_server)) as page:
+    """Also what docs/page's screenshots show: the captions of a punctuating server."""
+    with open_page(browser, page_url(captioning_server)) as page:
         for count, path in enumerate(audio_files, start=1):  # captions: two transcribed files
             page.set_files("#file", [path])
             wait_file_done(page, count)
+        assert_punctuated(state(page)["finals"], finals_received(page))
         # the second file follows the first on the page's timeline: the captions stay in order
         cues = parse_srt(download(page, downloads, "#download-srt", ".srt"))
         assert cues[-1].start_ms >= soundfile.info(str(audio_files[0])).duration * 1000 - 1
@@ -448,8 +457,10 @@ def test_modes_themes_and_contrast(
             page.key("Tab", "Tab", 9)
         assert page.evaluate("document.activeElement.id") == "toggle"
         page.key("Enter", "Enter", 13, "\r")
-        page.wait_for(f"{STATE}.provisional !== '' && {STATE}.finals.length === 2",
-                      "a partial with a provisional tail", FINAL_WAIT_S)  # fmt: skip
+        # a partial with stable (punctuated) words and a provisional tail (lower case, lighter)
+        page.wait_for(f"{STATE}.committed !== '' && {STATE}.provisional !== ''"
+                      f" && {STATE}.finals.length === 2", "a partial with both parts",
+                      FINAL_WAIT_S)  # fmt: skip
         ratios: dict[str, float] = {}
         for mode in ("transcript", "caption"):
             for theme in ("light", "dark"):
@@ -479,6 +490,17 @@ def test_modes_themes_and_contrast(
         page.choose("#mode", "transcript")
         page.click("#toggle")
         page.wait_for(f"{STATE}.state === 'idle'", "the session to end")
+
+
+def assert_punctuated(shown: list[str], finals: list[FinalResult]) -> None:
+    """The page shows the finals' punctuated text: each is its words' ``punctuated`` forms
+    joined, and differs from the acoustic spelling (upper-case, no marks) by case and marks."""
+    assert shown == [f.text for f in finals] and finals, (shown, finals)
+    for final in finals:
+        assert final.text == " ".join(str(w.punctuated) for w in final.words), final
+        spelled = " ".join(w.word for w in final.words)
+        assert final.text != spelled and re.sub(r"[.,?!:]", "", final.text).upper() == spelled
+        assert final.text[0].isupper() and final.text[-1] in ".,?!:", final.text
 
 
 OFFERED = {"presets": ["fast", "accurate"], "languages": ["en", "de"]}

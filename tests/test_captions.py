@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamasr.export import punctuation as punctuation_export
 from streamasr.server.decoding.punctuation.labels import WordLabel
 from streamasr.server.engine.captions import Captioner
 from streamasr.server.engine.engine import Engine, EngineConfig
@@ -21,7 +20,6 @@ from streamasr.server.inference.runtime import RuntimeConfig
 from streamasr.server.options.stream import StreamOptions
 from tests.service_util import ServerThread, server_config, stream_v1, vosk_lockstep
 
-FIXTURE = Path(__file__).parent / "data" / "punctuation-fixture"
 MARKS = re.compile(r"[.,?!:]")
 
 
@@ -72,13 +70,6 @@ def test_no_model_call_without_words_to_freeze() -> None:
     assert calls == [] and isinstance(event, Partial)
     assert event.caption == Caption((), ("one", "two", "three"))
     assert captioner.needs_model([Final(Segment(0, "ONE TWO", (), 0.0, 1.0, "endpoint"))])
-
-
-@pytest.fixture(scope="module")
-def punctuation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("punct") / "fixture"
-    punctuation_export.run(punctuation_export.PunctuationExportConfig(str(FIXTURE), out))
-    return out
 
 
 @pytest.fixture(scope="module")

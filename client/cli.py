@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     local.add_argument("--stream", action="store_true", help="decode through the streaming path")
     local.add_argument("--json", action="store_true", help="segments and words as JSON lines")
+    local.add_argument(
+        "--punctuation",
+        type=Path,
+        default=None,
+        help="punctuation model folder (default: the export's punctuation/ folder, if any)",
+    )
     return parser
 
 
@@ -117,7 +123,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
     runtime = RuntimeConfig(
         device=args.device, precision=args.precision, intra_op_threads=args.threads
     )
-    with Engine(args.model, EngineConfig(runtime=runtime)) as engine:
+    config = EngineConfig(runtime=runtime, punctuation=args.punctuation)
+    with Engine(args.model, config) as engine:
         for path in args.files:
             result = transcribe_file(engine, path, streaming=args.stream)
             if args.json:

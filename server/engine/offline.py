@@ -31,7 +31,8 @@ class Transcript:
 
     @property
     def text(self) -> str:
-        return " ".join(s.text for s in self.segments)
+        """What a reader sees: the captions when the stream punctuates, else the words."""
+        return " ".join(s.shown_text for s in self.segments)
 
 
 def _float_format(sample_rate: int, samples: NDArray[np.floating]) -> AudioFormat:

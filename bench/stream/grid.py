@@ -21,13 +21,12 @@ from streamasr.server.engine.engine import Engine
 from streamasr.server.engine.offline import transcribe
 
 from ..common.fixtures import Utterance, engine, plan_options
+from ..common.percentiles import Percentiles, percentiles
 from ..common.scoring import cer, wer
 from .sim import (
     RATE,
-    Percentiles,
     frame_latencies,
     partial_latencies,
-    percentiles,
     run_timed,
     word_latencies,
 )

@@ -50,7 +50,7 @@ def fidelity_md(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def grid_md(f: dict[str, Any]) -> str:
+def grid_md(f: stream_grid.GridFigures) -> str:
     return "\n".join(
         [
             "Fixture int8, tts set, gate off, one stream played in 20 ms frames; offline WER "

@@ -15,18 +15,22 @@ import matplotlib.pyplot as plt
 from ..common.levels import Latency
 from ..export.speed import RUNTIMES
 from ..service import capacity as service_bench
+from ..stream import grid as stream_grid
 
 DPI = 110
 
 
-def latency_accuracy(grid: dict[str, Any], default: tuple[float, float, float], path: Path) -> Path:
+def latency_accuracy(
+    grid: stream_grid.GridFigures, default: tuple[float, float, float], path: Path
+) -> Path:
     """WER against p95 word latency (and frame latency) for every point of the grid."""
     points = grid["points"]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for key, marker, label in (
+    series: tuple[tuple[Literal["word", "frame"], str, str], ...] = (
         ("word", "o", "word latency p95 (shown in a partial)"),
         ("frame", "x", "frame latency p95"),
-    ):
+    )
+    for key, marker, label in series:
         ax.scatter(
             [p[key]["p95"] for p in points],
             [p["wer"] for p in points],

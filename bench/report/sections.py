@@ -82,7 +82,7 @@ def fidelity(ctx: Context) -> dict[str, Any]:
     }
 
 
-def grid(ctx: Context) -> dict[str, Any]:
+def grid(ctx: Context) -> stream_grid.GridFigures:
     folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     figures = stream_grid.grid_figures(folder, ctx.tts, ctx.mode.grid)
     plots.latency_accuracy(figures, DEFAULTS, ctx.out / "latency_accuracy.png")

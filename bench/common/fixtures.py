@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
 THREADS = 2
 
 
-def write_figures(out: Path, name: str, figures: dict[str, Any]) -> None:
+def write_figures(out: Path, name: str, figures: Mapping[str, object]) -> None:
     """A benchmark's raw figures as ``out/name`` (JSON, other values as text), said on stdout."""
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")

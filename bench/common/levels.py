@@ -10,17 +10,72 @@ import logging
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, Required, TypedDict
+
+from .percentiles import Percentiles
 
 log = logging.getLogger("bench.service_bench")  # its log lines are service_bench's
 
 MAX_ERRORS_KEPT = 5
 """Error messages a level keeps (the first ones)."""
 
-Level = dict[str, Any]
-"""One level's figures as written to the JSON reports: ``streams``, the latency percentiles
-(``partial``, ``final``, ...: ``{"p50", "p95", ...}``), ``failed_streams``; a level the time
-budget left out has ``skipped`` instead."""
+
+class Level(TypedDict, total=False):
+    """One level's figures as written to the JSON reports (keys as they are there). Every level
+    has ``streams``; a level the time budget left out has ``skipped`` and nothing else; a level
+    that ran has the latency percentiles its benchmark measures, ``failed_streams`` and
+    ``errors``, plus the figures only some benchmarks add (grouped below by who adds them)."""
+
+    streams: Required[int]
+    skipped: str
+    """Why the level was not run (``"time budget"``)."""
+    # every level that ran (service, engine alone, frontend, Triton, GPU)
+    partial: Percentiles
+    final: Percentiles
+    """Not measured by the frontend benchmark."""
+    late: Percentiles
+    """Client lateness (not measured by the engine alone)."""
+    end: Percentiles
+    """Service levels: end-of-stream final arrival after the last sample was due."""
+    failed_streams: int
+    errors: list[str]
+    """The first :data:`MAX_ERRORS_KEPT` error messages."""
+    wall_s: float
+    client_cpu: float
+    """Share of all cores the clients (this process) used."""
+    # the service level, when the server's /proc figures could be read (and Triton's)
+    cpu: float
+    rss_mib: float
+    peak_rss_mib: float
+    main_thread_cpu: float
+    busiest_threads_cpu: list[float]
+    # Triton: ``cpu`` is the whole setup's, the frontends' own beside it, CPU per role
+    frontend_cpu: float
+    cpu_ms_per_audio_s: dict[str, float]
+    # the engine alone (``bench.stream.capacity.load_level``'s figures and this process's CPU)
+    p50: float
+    """Frame latency."""
+    p95: float
+    n: int
+    busy: float
+    mean_batch: float
+    lagging: int
+    process_cpu: float
+    # the frontend benchmark
+    audio_s: float
+    cpu_per_audio_s: float
+    loop_cpu_per_audio_s: float
+    server_cpu: float
+    # the GPU benchmark (the ``gpu_*`` figures only when a sampler read the GPU)
+    server_cores: float
+    server_cpu_ms_per_audio_s: float
+    gpu_util_mean: float
+    gpu_util_max: float
+    gpu_memory_mib: float
+
+
+Latency = Literal["partial", "final"]
+"""The latency percentiles a :class:`Criterion` judges."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +83,7 @@ class Criterion:
     """A level holds when it was run (not ``skipped``), no stream failed and the p95 of its
     ``latency`` percentiles (``partial`` or ``final``) is within ``budget_s``."""
 
-    latency: str
+    latency: Latency
     budget_s: float
 
     def __call__(self, level: Level) -> bool:

@@ -4,9 +4,9 @@ what the export, each timed run and one whole architecture yielded."""
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,40 @@ class Workload:
     repeats: int
     signal: NDArray[np.float32]
     """The raw 16 kHz audio (what the transformers pipeline takes)."""
+
+
+class ExportDict(TypedDict):
+    """:class:`ExportFigures` in the reports."""
+
+    total_s: float
+    steps_s: dict[str, float]
+    bytes: dict[str, int]
+    failures: dict[str, str]
+
+
+class SpeedDict(TypedDict):
+    """:class:`Speed` in the reports: its fields, then the median and the real-time factor."""
+
+    runtime: str
+    runs_s: list[float]
+    audio_s: float
+    others_busy: list[float | None]
+    retakes: int
+    median_s: float
+    x_real_time: float
+
+
+class ConfigDict(TypedDict):
+    """:class:`ConfigResult` in the reports (``speed`` section's ``results``)."""
+
+    name: str
+    params: int
+    torch_attention: str
+    export: ExportDict
+    optimum_export_s: float | None
+    speeds: dict[str, SpeedDict]
+    splits: dict[str, dict[str, float]]
+    peak_rss_mib: dict[str, float]
 
 
 @dataclass
@@ -89,8 +123,16 @@ class Speed:
     def x_real_time(self) -> float:
         return self.audio_s / self.median_s
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "median_s": self.median_s, "x_real_time": self.x_real_time}
+    def to_dict(self) -> SpeedDict:
+        return {
+            "runtime": self.runtime,
+            "runs_s": list(self.runs_s),
+            "audio_s": self.audio_s,
+            "others_busy": list(self.others_busy),
+            "retakes": self.retakes,
+            "median_s": self.median_s,
+            "x_real_time": self.x_real_time,
+        }
 
 
 @dataclass
@@ -108,7 +150,20 @@ class ConfigResult:
     peak_rss_mib: dict[str, float]
     """Process peak RSS (cumulative over the run) after each stage."""
 
-    def to_dict(self) -> dict[str, Any]:
-        raw = asdict(self)
-        raw["speeds"] = {k: s.to_dict() for k, s in self.speeds.items()}
-        return raw
+    def to_dict(self) -> ConfigDict:
+        export = self.export
+        return {
+            "name": self.name,
+            "params": self.params,
+            "torch_attention": self.torch_attention,
+            "export": {
+                "total_s": export.total_s,
+                "steps_s": dict(export.steps_s),
+                "bytes": dict(export.bytes),
+                "failures": dict(export.failures),
+            },
+            "optimum_export_s": self.optimum_export_s,
+            "speeds": {k: s.to_dict() for k, s in self.speeds.items()},
+            "splits": {k: dict(v) for k, v in self.splits.items()},
+            "peak_rss_mib": dict(self.peak_rss_mib),
+        }

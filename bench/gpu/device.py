@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -14,6 +15,14 @@ from ..common.machine import gpu_names
 from .bundle import Bundle
 
 CUDA = "CUDAExecutionProvider"
+
+
+class GpuFigures(TypedDict):
+    """What ``nvidia-smi`` said while a level played (percent, MiB)."""
+
+    gpu_util_mean: float
+    gpu_util_max: float
+    gpu_memory_mib: float
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,10 @@ class GpuSampler:
                 continue
             self.samples.append((util, memory))
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> GpuFigures | None:
+        """Utilization and memory over the samples; None when none was read."""
         if not self.samples:
-            return {}
+            return None
         utils = [u for u, _ in self.samples]
         return {
             "gpu_util_mean": float(np.mean(utils)),

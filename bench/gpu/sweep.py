@@ -14,10 +14,10 @@ from typing import Any
 
 from ..common import levels as capacity_levels
 from ..common import server_process
+from ..common.percentiles import percentiles
 from ..common.proc import cores, tree_cpu
 from ..service import capacity as service_bench
 from ..service import frontend_sweep
-from ..stream.sim import percentiles
 from .bundle import Bundle, bundle_audio
 from .clients import ClientJob, play_level, raise_fd_limit
 from .device import Device, GpuSampler, choose_device
@@ -108,7 +108,7 @@ def capacity_level(
     *,
     plan: Plan,
     hop_s: float,
-) -> dict[str, Any]:
+) -> capacity_levels.Level:
     procs = max(1, min(plan.client_procs, n))
     jobs = [
         ClientJob(
@@ -133,7 +133,7 @@ def capacity_level(
     crashes = [p["crash"] for p in parts if "crash" in p]
     errors = [e for p in parts for e in p.get("errors", [])] + crashes
     audio_s = n * plan.seconds
-    return {
+    level: capacity_levels.Level = {
         "streams": n,
         "partial": percentiles([x for p in parts for x in p.get("partial", [])]),
         "final": percentiles([x for p in parts for x in p.get("final", [])]),
@@ -143,8 +143,13 @@ def capacity_level(
         "wall_s": wall,
         "server_cores": (cpu_after - cpu_before) / wall,
         "server_cpu_ms_per_audio_s": (cpu_after - cpu_before) / audio_s * 1000,
-        **sampler.figures(),
     }
+    gpu = sampler.figures()
+    if gpu is not None:
+        level["gpu_util_mean"] = gpu["gpu_util_mean"]
+        level["gpu_util_max"] = gpu["gpu_util_max"]
+        level["gpu_memory_mib"] = gpu["gpu_memory_mib"]
+    return level
 
 
 def describe(level: capacity_levels.Level) -> str:
@@ -216,7 +221,7 @@ def measure(
             label: "asr-server " + " ".join(s.command[3:]) for label, s in running.items()
         }
 
-        def path(server: server_process.ServerProcess) -> Callable[[int], dict[str, Any]]:
+        def path(server: server_process.ServerProcess) -> Callable[[int], capacity_levels.Level]:
             return lambda n: capacity_level(server, bundle_dir, bundle, n, plan=plan, hop_s=hop_s)
 
         try:

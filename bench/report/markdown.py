@@ -7,7 +7,7 @@ from typing import Any
 
 from ..export import speed as export_speed
 from ..service import capacity as service_bench
-from ..service import frontend_tables
+from ..service import frontend_sweep, frontend_tables
 from ..stream import accuracy as stream_accuracy
 from ..stream import grid as stream_grid
 from ..stream import lm as lm_bench
@@ -50,7 +50,7 @@ def fidelity_md(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def grid_md(f: dict[str, Any]) -> str:
+def grid_md(f: stream_grid.GridFigures) -> str:
     return "\n".join(
         [
             "Fixture int8, tts set, gate off, one stream played in 20 ms frames; offline WER "
@@ -107,7 +107,7 @@ def speed_md(f: dict[str, Any]) -> str:
     return "\n".join(lines + (["", *failures] if failures else []))
 
 
-def capacity_md(f: dict[str, Any]) -> str:
+def capacity_md(f: service_bench.CapacityFigures) -> str:
     lines = [
         f"Model: random-weight {f['model']} exported {f['precision']} ({f['provider']}); "
         "default stream settings; each client "
@@ -139,18 +139,18 @@ def capacity_md(f: dict[str, Any]) -> str:
         "",
         *service_bench.summary_lines(f),
         "",
-        service_bench.capacity_table(f),
+        service_bench.capacity_table(f["levels"]),
     ]
     return "\n".join(lines)
 
 
-def overload_tolerance(f: dict[str, Any]) -> float:
+def overload_tolerance(f: service_bench.CapacityFigures) -> float:
     """Overload (offered / served - 1) whose backlog after ``seconds`` still fits the budget
     left above a light-load p95 of about 0.3 s."""
     return max(0.0, float(f["budget_s"]) - 0.3) / float(f["seconds"])
 
 
-def frontend_md(f: dict[str, Any]) -> str:
+def frontend_md(f: frontend_sweep.FrontendFigures) -> str:
     plan = f["plan"]
     return "\n".join(
         [
@@ -172,7 +172,8 @@ def frontend_md(f: dict[str, Any]) -> str:
     )
 
 
-SECTION_MD: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+SECTION_MD: dict[str, tuple[str, Callable[[Any], str]]] = {
+    # each renderer takes its own section's figures (the type its ``SECTION_RUNS`` entry returns)
     "fidelity": ("Fidelity", fidelity_md),
     "grid": ("Latency / accuracy", grid_md),
     "speed": ("Offline speed", speed_md),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -12,19 +12,25 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from ..common.levels import Latency
 from ..export.speed import RUNTIMES
+from ..service import capacity as service_bench
+from ..stream import grid as stream_grid
 
 DPI = 110
 
 
-def latency_accuracy(grid: dict[str, Any], default: tuple[float, float, float], path: Path) -> Path:
+def latency_accuracy(
+    grid: stream_grid.GridFigures, default: tuple[float, float, float], path: Path
+) -> Path:
     """WER against p95 word latency (and frame latency) for every point of the grid."""
     points = grid["points"]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for key, marker, label in (
+    series: tuple[tuple[Literal["word", "frame"], str, str], ...] = (
         ("word", "o", "word latency p95 (shown in a partial)"),
         ("frame", "x", "frame latency p95"),
-    ):
+    )
+    for key, marker, label in series:
         ax.scatter(
             [p[key]["p95"] for p in points],
             [p["wer"] for p in points],
@@ -82,7 +88,7 @@ def offline_speed(speed: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def capacity(figures: dict[str, Any], path: Path) -> Path:
+def capacity(figures: service_bench.CapacityFigures, path: Path) -> Path:
     """p50/p95 partial latency and p95 final latency against concurrent streams, for the server
     and the engine alone, with the budget and the raw onnxruntime ceiling; below, the server's
     CPU utilisation and resident memory."""
@@ -94,18 +100,19 @@ def capacity(figures: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _latency_panel(top: Any, figures: dict[str, Any]) -> None:
+def _latency_panel(top: Any, figures: service_bench.CapacityFigures) -> None:
     """Latency quantiles per path and level, the budget and the raw ceilings."""
     styles = {"server": "tab:blue", "engine": "tab:orange"}
     for name, levels in figures["levels"].items():
         ns = [int(n) for n in levels]
         color = styles.get(name, "tab:green")
         label = "server (websocket)" if name == "server" else "engine alone"
-        for kind, q, style, alpha in (
+        curves: tuple[tuple[Latency, Literal["p50", "p95"], str, float], ...] = (
             ("partial", "p95", "o-", 1.0),
             ("partial", "p50", "o:", 0.6),
             ("final", "p95", "s--", 0.4),
-        ):
+        )
+        for kind, q, style, alpha in curves:
             top.plot(
                 ns,
                 [lv[kind][q] for lv in levels.values()],
@@ -116,8 +123,12 @@ def _latency_panel(top: Any, figures: dict[str, Any]) -> None:
             )
     top.axhline(figures["budget_s"], color="red", linestyle="--", label="budget (p95)")
     most = max((int(n) for levels in figures["levels"].values() for n in levels), default=1)
-    for key, style in (("ceiling_before", "-"), ("ceiling_after", ":"), ("ceiling_batched", "-.")):
-        value = figures.get(key, math.nan)
+    ceilings = (
+        ("ceiling_before", figures.get("ceiling_before", math.nan), "-"),
+        ("ceiling_after", figures.get("ceiling_after", math.nan), ":"),
+        ("ceiling_batched", figures.get("ceiling_batched", math.nan), "-."),
+    )
+    for key, value, style in ceilings:
         if math.isnan(value):
             continue
         if value > 2 * most + 2:  # far off the levels run (a tiny model): say it, don't draw it
@@ -146,7 +157,7 @@ def _latency_panel(top: Any, figures: dict[str, Any]) -> None:
     top.grid(alpha=0.3)
 
 
-def _usage_panel(bottom: Any, figures: dict[str, Any]) -> None:
+def _usage_panel(bottom: Any, figures: service_bench.CapacityFigures) -> None:
     """The server's CPU, its clients' CPU and its resident memory per level."""
     server = figures["levels"].get("server", {})
     if server:

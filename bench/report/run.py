@@ -87,7 +87,7 @@ def run_report(
         log.info("section %s ...", name)
         section_started = time.perf_counter()
         try:
-            section = SECTION_RUNS[name](ctx)
+            section: dict[str, object] = dict(SECTION_RUNS[name](ctx))
         except Exception as exc:  # one failing section must not lose the others' figures
             log.exception("section %s failed", name)
             section = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

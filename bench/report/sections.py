@@ -3,7 +3,7 @@ that measures it and returns its raw figures (plots drawn into the output folder
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def fidelity(ctx: Context) -> dict[str, Any]:
     }
 
 
-def grid(ctx: Context) -> dict[str, Any]:
+def grid(ctx: Context) -> stream_grid.GridFigures:
     folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     figures = stream_grid.grid_figures(folder, ctx.tts, ctx.mode.grid)
     plots.latency_accuracy(figures, DEFAULTS, ctx.out / "latency_accuracy.png")
@@ -108,7 +108,7 @@ def speed(ctx: Context) -> dict[str, Any]:
     return figures
 
 
-def capacity(ctx: Context) -> dict[str, Any]:
+def capacity(ctx: Context) -> service_bench.CapacityFigures:
     precision = "fp16" if ctx.machine.cuda else "int8"
     folder = fixtures.export_random(
         ctx.shared, ctx.work, ctx.mode.capacity_model, ("fp32", precision)
@@ -140,7 +140,7 @@ def triton(ctx: Context) -> dict[str, Any]:
     return figures
 
 
-def frontend(ctx: Context) -> dict[str, Any]:
+def frontend(ctx: Context) -> frontend_sweep.FrontendFigures:
     folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     audio = service_bench.dev_audio(ctx.shared)
     plan = frontend_sweep.PLANS[ctx.mode.name]
@@ -156,7 +156,10 @@ def lm(ctx: Context) -> dict[str, Any]:
     return lm_bench.measure(ctx.shared, ctx.work, ctx.tts)
 
 
-SECTION_RUNS: dict[str, Callable[[Context], dict[str, Any]]] = {
+SectionRun = Callable[[Context], Mapping[str, object]]
+"""A section's runner: its raw figures (each section's own type, written to JSON as they are)."""
+
+SECTION_RUNS: dict[str, SectionRun] = {
     "fidelity": fidelity,
     "grid": grid,
     "speed": speed,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,7 +53,7 @@ from streamasr.server.service.config import load_config
 
 from ..common import fixtures
 from ..common.fixtures import DEFAULT_OUT, DEFAULT_SHARED, write_figures
-from ..common.levels import Levels, held, interleaved, level_sequence
+from ..common.levels import Level, Levels, held, interleaved, level_sequence
 from ..common.server_process import ServerProcess
 from ..stream import capacity as stream_capacity
 from .levels import LATENCY_BUDGET_S, engine_level, holds, service_level
@@ -67,6 +67,53 @@ ADDED_LATENCY_GOAL_S = 0.050
 
 
 # --- the capacity benchmark ---------------------------------------------------------------------
+
+
+class AddedLatency(TypedDict):
+    """Partial latency the server added to the engine's at one level (s)."""
+
+    p50: float
+    p95: float
+
+
+class Verdict(TypedDict, total=False):
+    """Issue 4's comparison of the server with the engine alone (empty without a server run)."""
+
+    streams_ratio: float
+    streams_met: bool
+    added_latency: dict[str, AddedLatency]
+    """By level, at the levels both paths held."""
+    worst_added_p50: float
+    median_added_p50: float
+    latency_met: bool
+
+
+class CapacityFigures(TypedDict, total=False):
+    """The capacity benchmark's figures (the report's ``capacity`` section), in the order they
+    are written; the server's figures only when it ran, ``model`` added by the report."""
+
+    seconds: Required[float]
+    budget_s: Required[float]
+    precision: Required[str]
+    provider: Required[str]
+    layout: Required[str]
+    options: Required[dict[str, object]]
+    """The stream options (``dataclasses.asdict`` of the server's ``StreamOptions``)."""
+    ceiling_batched: float
+    """CPU only: the raw ceiling with int8 batches not split (best batch size)."""
+    ceiling_by_batch: dict[str, stream_capacity.Ceiling]
+    ceiling_before: float
+    """The raw onnxruntime ceiling (streams; NaN off CPU) before and after the levels."""
+    server_command: str
+    levels: dict[str, dict[str, Level]]
+    """``engine`` and ``server``, by stream count."""
+    server_log_tail: str
+    server_peak_rss_mib: float
+    ceiling_after: float
+    server_unavailable: str | None
+    held: dict[str, int]
+    verdict: Verdict
+    model: str
 
 
 @dataclass(frozen=True)
@@ -119,7 +166,7 @@ def measure_capacity(
     *,
     precision: str = "int8",
     server: bool = True,
-) -> dict[str, Any]:
+) -> CapacityFigures:
     """Raw ceiling, then the engine and the server level by level, then the ceiling again."""
     args = server_args(folder, precision)
     config, options = engine_settings(args)
@@ -129,7 +176,7 @@ def measure_capacity(
         layout = stream_capacity.Layout(
             e.scheduler.config.workers, runtime.intra_op_threads, runtime.split_int8_batches
         )
-        figures: dict[str, Any] = {
+        figures: CapacityFigures = {
             "seconds": plan.seconds,
             "budget_s": LATENCY_BUDGET_S,
             "precision": e.scheduler.precision,
@@ -141,7 +188,7 @@ def measure_capacity(
         ceiling = _ceilings(
             e, folder, options, layout=layout, plan=plan, figures=figures, before=True
         )
-        paths: dict[str, Callable[[int], dict[str, Any]]] = {
+        paths: dict[str, Callable[[int], Level]] = {
             "engine": lambda n: engine_level(e, audio, n, plan.seconds, options),
         }
         with running_server(args, work, unavailable) as process:
@@ -172,7 +219,7 @@ def _ceilings(
     *,
     layout: stream_capacity.Layout,
     plan: CapacityPlan,
-    figures: dict[str, Any],
+    figures: CapacityFigures,
     before: bool,
 ) -> float:
     """The raw onnxruntime ceiling (CPU only; NaN elsewhere) into ``figures`` as
@@ -189,7 +236,10 @@ def _ceilings(
             )
             figures["ceiling_batched"] = max(v["streams"] for v in by_batch.values())
             figures["ceiling_by_batch"] = by_batch
-    figures["ceiling_before" if before else "ceiling_after"] = ceiling
+    if before:
+        figures["ceiling_before"] = ceiling
+    else:
+        figures["ceiling_after"] = ceiling
     return ceiling
 
 
@@ -205,7 +255,7 @@ def running_server(
         yield process
 
 
-def verdict(figures: dict[str, Any]) -> dict[str, Any]:
+def verdict(figures: CapacityFigures) -> Verdict:
     """Issue 4's comparison of the server with the engine alone."""
     levels = figures["levels"]
     if "server" not in levels:
@@ -217,10 +267,10 @@ def verdict(figures: dict[str, Any]) -> dict[str, Any]:
         if n in levels["engine"] and holds(levels["server"][n]) and holds(levels["engine"][n])
     ]
     added = {
-        n: {
-            q: levels["server"][n]["partial"][q] - levels["engine"][n]["partial"][q]
-            for q in ("p50", "p95")
-        }
+        n: AddedLatency(
+            p50=levels["server"][n]["partial"]["p50"] - levels["engine"][n]["partial"]["p50"],
+            p95=levels["server"][n]["partial"]["p95"] - levels["engine"][n]["partial"]["p95"],
+        )
         for n in common
     }
     worst_p50 = max((a["p50"] for a in added.values()), default=math.nan)
@@ -238,14 +288,14 @@ def verdict(figures: dict[str, Any]) -> dict[str, Any]:
 # --- tables -------------------------------------------------------------------------------------
 
 
-def capacity_table(figures: dict[str, Any]) -> str:
-    """One row per path and level."""
+def capacity_table(by_path: dict[str, dict[str, Level]]) -> str:
+    """One row per path and level (``levels`` of the figures)."""
     lines = [
         "| path | streams | partial p50 s | partial p95 s | final p50 s | final p95 s "
         "| CPU (all cores) | server main thread (one core) | RSS MiB (peak) | holds |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for name, levels in figures["levels"].items():
+    for name, levels in by_path.items():
         for n, f in levels.items():
             cpu = f.get("cpu", f.get("process_cpu", math.nan))
             rss = (
@@ -265,7 +315,7 @@ def share(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.0%}"
 
 
-def summary_lines(figures: dict[str, Any]) -> list[str]:
+def summary_lines(figures: CapacityFigures) -> list[str]:
     """Streams held, the ceiling and the verdict, as Markdown bullet lines."""
     held_ = figures["held"]
     lines = [
@@ -329,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     folder = fixtures.export_random(args.shared, args.work, args.model)
     figures = measure_capacity(folder, dev_audio(args.shared), plan, args.work)
     print(f"\n### Capacity through the server ({args.model}, random weights, int8)\n")
-    print(capacity_table(figures))
+    print(capacity_table(figures["levels"]))
     print("\n" + "\n".join(summary_lines(figures)))
     name = "service_bench-quick.json" if args.quick else "service_bench.json"
     write_figures(args.out, name, figures)

@@ -6,18 +6,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..common import levels as capacity_levels
 from ..common import server_process
+from ..common.levels import Level
+from ..common.percentiles import percentiles
 from ..common.proc import cores, own_cpu_s, tree_cpu
 from ..stream import capacity as stream_capacity
-from ..stream.sim import RATE, percentiles
+from ..stream.sim import RATE
 from . import capacity as service_bench
 from .frontend_client import play_all
 from .frontend_server import Setup, start_server
@@ -31,7 +33,7 @@ def frontend_level(
     pieces: list[NDArray[np.float32]],
     hop_s: float,
     frame_ms: int,
-) -> dict[str, Any]:
+) -> Level:
     """``len(pieces)`` real-time clients through the server: latency, and the server's CPU
     from the moment every client is connected until the last one closed."""
     marks: list[tuple[float, float, float, float]] = []
@@ -46,7 +48,7 @@ def frontend_level(
     audio_s = sum(p.size for p in pieces) / RATE
     errors = [r.error for r in runs if r.error is not None]
     errors += [f"closed {r.close_code}" for r in runs if r.error is None and r.close_code != 1000]
-    return {
+    level: Level = {
         "streams": len(pieces),
         "partial": percentiles([x for r in runs for x in r.partial_latencies()]),
         "late": percentiles([x for r in runs for x in r.late_s]),
@@ -59,6 +61,7 @@ def frontend_level(
         "server_cpu": (cpu_after - cpu_before) / wall / cores(),
         "client_cpu": (own_cpu_s() - own_before) / wall / cores(),
     }
+    return level
 
 
 holds = capacity_levels.Criterion("partial", BUDGET_S)
@@ -77,6 +80,55 @@ class FrontendPlan:
     refine: int = 3
     frames_ms: tuple[int, ...] = (20, 100)
     workers: tuple[int, ...] = (1, 2)
+
+    def figures(self) -> PlanFigures:
+        """As the report carries it (``dataclasses.asdict``'s keys and order)."""
+        return {
+            "seconds": self.seconds,
+            "first": self.first,
+            "step": self.step,
+            "most": self.most,
+            "refine": self.refine,
+            "frames_ms": self.frames_ms,
+            "workers": self.workers,
+        }
+
+
+class PlanFigures(TypedDict):
+    """A :class:`FrontendPlan` in the report (tuples become JSON lists)."""
+
+    seconds: float
+    first: int
+    step: int
+    most: int
+    refine: int
+    frames_ms: tuple[int, ...]
+    workers: tuple[int, ...]
+
+
+class SetupFigures(TypedDict):
+    """One setup's row: its :class:`Setup` fields, the CPU cost at the first level, the streams
+    it held and every level."""
+
+    tree: str
+    frame_ms: int
+    workers: int
+    links: str | None
+    label: str
+    cpu_ms_per_audio_s: float
+    loop_cpu_ms_per_audio_s: float
+    streams_per_core: float
+    held: int
+    levels: dict[str, Level]
+
+
+class FrontendFigures(TypedDict):
+    """The frontend benchmark's figures (the report's ``frontend`` section)."""
+
+    plan: PlanFigures
+    budget_s: float
+    cores: int
+    setups: list[SetupFigures]
 
 
 PLANS = {
@@ -99,7 +151,7 @@ def setups(plan: FrontendPlan, before: Path | None, after: bool = True) -> list[
     return out
 
 
-def _cost_line(level: dict[str, Any]) -> str:
+def _cost_line(level: Level) -> str:
     return (
         f"partial p95 {level['partial']['p95']:.3f} s, "
         f"{level['cpu_per_audio_s'] * 1000:.2f} ms CPU per audio s, "
@@ -108,8 +160,8 @@ def _cost_line(level: dict[str, Any]) -> str:
 
 
 def sweep(
-    paths: dict[str, Callable[[int], dict[str, Any]]], plan: FrontendPlan
-) -> dict[str, dict[str, Any]]:
+    paths: dict[str, Callable[[int], Level]], plan: FrontendPlan
+) -> dict[str, dict[str, Level]]:
     """Each path's level sequence, one level of each path in turn (``capacity_levels.interleaved``
     with this bench's latency budget)."""
     return capacity_levels.interleaved(
@@ -120,7 +172,7 @@ def sweep(
     )
 
 
-def held(levels: dict[str, Any]) -> int:
+def held(levels: dict[str, Level]) -> int:
     return capacity_levels.held(levels, holds)
 
 
@@ -132,7 +184,7 @@ def measure(
     before: Path | None = None,
     *,
     after: bool = True,
-) -> dict[str, Any]:
+) -> FrontendFigures:
     """Every setup's server up at once, their levels interleaved; figures per setup."""
     hop_s = service_bench.engine_settings(["--model", str(folder)])[1].hop_s
     runs = setups(plan, before, after)
@@ -141,7 +193,7 @@ def measure(
         for setup in runs:
             servers[setup.label] = start_server(setup, folder, work)
 
-        def path(setup: Setup) -> Callable[[int], dict[str, Any]]:
+        def path(setup: Setup) -> Callable[[int], Level]:
             server = servers[setup.label]
             return lambda n: frontend_level(
                 server, stream_capacity.client_pieces(audio, n, plan.seconds), hop_s, setup.frame_ms
@@ -151,12 +203,14 @@ def measure(
     finally:
         for server in servers.values():
             server.stop()
-    rows = []
+    rows: list[SetupFigures] = []
     for setup in runs:
         first = levels[setup.label][str(plan.first)]
         rows.append(
             {
-                **asdict(setup),
+                "tree": setup.tree,
+                "frame_ms": setup.frame_ms,
+                "workers": setup.workers,
                 "links": str(setup.links) if setup.links else None,
                 "label": setup.label,
                 "cpu_ms_per_audio_s": first["cpu_per_audio_s"] * 1000,
@@ -166,4 +220,4 @@ def measure(
                 "levels": levels[setup.label],
             }
         )
-    return {"plan": asdict(plan), "budget_s": BUDGET_S, "cores": cores(), "setups": rows}
+    return {"plan": plan.figures(), "budget_s": BUDGET_S, "cores": cores(), "setups": rows}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .frontend_server import Setup
-from .frontend_sweep import holds
+from .frontend_sweep import FrontendFigures, holds
 
 GOAL_STREAMS_PER_CORE = 300
 """Issue 10: real-time streams per CPU core of frontend work with 20 ms frames."""
@@ -14,7 +13,7 @@ ISSUE_FIGURES_MS = {20: 6.7, 100: 3.1}
 """Event-loop CPU ms per audio second measured from outside when the issue was filed."""
 
 
-def table(figures: dict[str, Any]) -> str:
+def table(figures: FrontendFigures) -> str:
     lines = [
         "| setup | server CPU ms per audio s per stream | of it event loops | streams per "
         f"core (1 / cost) | streams held (p95 partial <= {figures['budget_s']:g} s) |",
@@ -29,7 +28,7 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def levels_table(figures: dict[str, Any]) -> str:
+def levels_table(figures: FrontendFigures) -> str:
     lines = [
         "| setup | streams | partial p50 s | partial p95 s | client late p95 s | server CPU "
         "(all cores) | client CPU (all cores) | CPU ms / audio s | holds |",
@@ -46,7 +45,7 @@ def levels_table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(figures: dict[str, Any]) -> list[str]:
+def summary_lines(figures: FrontendFigures) -> list[str]:
     lines = []
     by_label = {row["label"]: row for row in figures["setups"]}
     for row in figures["setups"]:

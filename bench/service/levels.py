@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,11 +15,12 @@ from numpy.typing import NDArray
 from streamasr.server.engine.engine import Engine
 from streamasr.server.options.stream import StreamOptions
 
-from ..common.levels import MAX_ERRORS_KEPT, Criterion
+from ..common.levels import MAX_ERRORS_KEPT, Criterion, Level
+from ..common.percentiles import percentiles
 from ..common.proc import cores, cpu_share, own_cpu_s, thread_cpu_s
 from ..common.server_process import ServerProcess
 from ..stream import capacity as stream_capacity
-from ..stream.sim import RATE, percentiles
+from ..stream.sim import RATE
 from .clients import play_clients
 
 LATENCY_BUDGET_S = stream_capacity.LATENCY_BUDGET_S
@@ -29,9 +29,7 @@ holds = Criterion("partial", LATENCY_BUDGET_S)
 """p95 partial latency within the budget and no stream failed."""
 
 
-def service_level(
-    server: ServerProcess, pieces: list[NDArray[np.float32]], hop_s: float
-) -> dict[str, Any]:
+def service_level(server: ServerProcess, pieces: list[NDArray[np.float32]], hop_s: float) -> Level:
     """``len(pieces)`` concurrent real-time clients through the server."""
     before, own_before = server.usage(), own_cpu_s()
     threads_before = thread_cpu_s(server.pid)
@@ -48,7 +46,7 @@ def service_level(
         f"closed with {r.close_code}" for r in runs if r.error is None and r.close_code != 1000
     ]
     partials = [x for r in runs for x in r.partial_latencies()]
-    level: dict[str, Any] = {
+    level: Level = {
         "streams": len(pieces),
         "partial": percentiles(partials),
         "final": percentiles([x for r in runs for x in r.final_latencies()]),
@@ -72,13 +70,20 @@ def service_level(
 
 def engine_level(
     e: Engine, audio: NDArray[np.float32], n: int, seconds: float, options: StreamOptions
-) -> dict[str, Any]:
+) -> Level:
     """``n`` concurrent real-time streams through the engine alone, with this process's CPU."""
     own_before, started = own_cpu_s(), time.perf_counter()
     level = stream_capacity.load_level(e, audio, n, seconds, options)
     wall = time.perf_counter() - started
-    return {
-        **level,
+    return {  # load_level's keys first, as the reports have them
+        "p50": level["p50"],
+        "p95": level["p95"],
+        "n": level["n"],
+        "partial": level["partial"],
+        "final": level["final"],
+        "busy": level["busy"],
+        "mean_batch": level["mean_batch"],
+        "lagging": level["lagging"],
         "streams": n,
         "failed_streams": 0,
         "process_cpu": (own_cpu_s() - own_before) / wall / cores(),

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,12 +28,13 @@ from streamasr.server.engine.engine import Engine
 from streamasr.server.options.stream import StreamOptions
 
 from ..common.fixtures import Utterance, engine
+from ..common.percentiles import Percentiles, percentiles
 from .sim import (
     RATE,
+    TimedRun,
     final_latencies,
     frame_latencies,
     partial_latencies,
-    percentiles,
     play_real_time,
     start_offsets,
 )
@@ -72,9 +73,48 @@ LAYOUTS = {
 """``2x1`` is the engine's default on a 2-core CPU."""
 
 
+class Ceiling(TypedDict):
+    """What raw onnxruntime sustained at one batch size."""
+
+    windows_per_s: float
+    streams: float
+
+
+class LoadLevel(Percentiles):
+    """One in-process level (:func:`load_level`): ``p50``/``p95``/``n`` of the frame latency,
+    then the partial and final latencies and the scheduler's figures."""
+
+    partial: Percentiles
+    final: Percentiles
+    busy: float
+    """Share of the runners' time spent in inference."""
+    mean_batch: float
+    lagging: int
+    """Lagging reports over all streams."""
+
+
+class LayoutCapacity(TypedDict):
+    """One layout's sweep, with the raw ceiling (by batch size) before and after it."""
+
+    ceiling: dict[str, Ceiling]
+    ceiling_after: dict[str, Ceiling]
+    ceiling_streams: float
+    ceiling_streams_after: float
+    levels: dict[str, LoadLevel]
+    held: int
+
+
+class CapacityFigures(TypedDict):
+    """The capacity section of ``bench.stream.bench``'s results."""
+
+    seconds: float
+    window: int
+    layouts: dict[str, LayoutCapacity]
+
+
 def raw_ceiling(
     folder: Path, window: int, hop_s: float, layout: Layout, duration_s: float = 3.0
-) -> dict[str, Any]:
+) -> dict[str, Ceiling]:
     """Real-time streams that onnxruntime alone sustains on steady windows: each of
     ``layout.workers`` threads calls the session back to back with batches of B windows (one
     call per window when split), for ``duration_s``; streams = windows per second x hop."""
@@ -92,7 +132,7 @@ def raw_ceiling(
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = manifest.input.name
     x = (0.1 * np.random.default_rng(0).standard_normal((8, window))).astype(np.float32)
-    figures: dict[str, Any] = {}
+    figures: dict[str, Ceiling] = {}
     for batch in (1,) if layout.split else (1, 2, 4, 8):
         session.run(None, {name: x[:batch]})
         done = [0] * layout.workers
@@ -118,7 +158,7 @@ def raw_ceiling(
 
 async def _simulate(
     e: Engine, pieces: list[NDArray[np.float32]], options: StreamOptions
-) -> list[Any]:
+) -> list[TimedRun]:
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
     offsets = start_offsets(len(pieces), options.hop_s)
@@ -141,7 +181,7 @@ def client_pieces(audio: NDArray[np.float32], n: int, seconds: float) -> list[ND
 
 def load_level(
     e: Engine, audio: NDArray[np.float32], n: int, seconds: float, options: StreamOptions
-) -> dict[str, Any]:
+) -> LoadLevel:
     """``n`` real-time streams of ``seconds`` each, from spread-out offsets of ``audio``.
 
     ``p50``/``p95``: frame latency; ``partial`` and ``final``: the partial and final latencies
@@ -156,7 +196,7 @@ def load_level(
     frames_total = e.manifest.input.num_frames(pieces[0].size)
     latencies = [x for r in runs for x in frame_latencies(r, options, frames_total)]
     batches = e.scheduler.stats.batches - batches_before
-    return {
+    level: LoadLevel = {
         **percentiles(latencies),
         "partial": percentiles([x for r in runs for x in partial_latencies(r)]),
         "final": percentiles([x for r in runs for x in final_latencies(r)]),
@@ -164,6 +204,7 @@ def load_level(
         "mean_batch": (e.scheduler.stats.windows - windows_before) / max(1, batches),
         "lagging": sum(r.lagging for r in runs),
     }
+    return level
 
 
 @contextmanager
@@ -183,11 +224,11 @@ def layout_engine(folder: Path, layout: Layout, precision: str = "int8") -> Iter
 
 def sweep(
     folder: Path, layout: Layout, audio: NDArray[np.float32], seconds: float, start: int
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, dict[str, LoadLevel]]:
     """Add streams one at a time from ``start`` until p95 frame latency passes the budget (or
     remove them until it holds, when ``start`` is already too many)."""
     options = StreamOptions()
-    levels: dict[str, Any] = {}
+    levels: dict[str, LoadLevel] = {}
     held = 0
     with layout_engine(folder, layout) as e:
         n = start
@@ -209,12 +250,12 @@ def sweep(
 
 def capacity(
     folder: Path, speech: list[Utterance], quick: bool, layouts: Sequence[str]
-) -> dict[str, Any]:
+) -> CapacityFigures:
     options = StreamOptions()
     audio = np.concatenate([s for s, _ in speech])
     seconds = 10.0 if quick else 20.0
     window = steady_window(options)
-    results: dict[str, Any] = {"seconds": seconds, "window": window, "layouts": {}}
+    results: CapacityFigures = {"seconds": seconds, "window": window, "layouts": {}}
     for layout in (LAYOUTS[name] for name in layouts):
         before = raw_ceiling(folder, window, options.hop_s, layout)
         best = max(v["streams"] for v in before.values())
@@ -233,7 +274,7 @@ def capacity(
     return results
 
 
-def print_capacity(results: dict[str, Any], options: StreamOptions) -> None:
+def print_capacity(results: CapacityFigures, options: StreamOptions) -> None:
     print(
         f"\n### Capacity (random-weight base-960h int8, 2 CPU cores, default settings, "
         f"{results['seconds']:.0f} s real-time streams in 20 ms frames, frame latency)\n"
@@ -253,9 +294,9 @@ def print_capacity(results: dict[str, Any], options: StreamOptions) -> None:
     print("| layout | batch | streams |")
     print("| --- | --- | --- |")
     for label, r in results["layouts"].items():
-        for batch, f in r["ceiling"].items():
+        for batch, c in r["ceiling"].items():
             after = r["ceiling_after"][batch]["streams"]
-            print(f"| {label} | {batch} | {f['streams']:.2f} / {after:.2f} |")
+            print(f"| {label} | {batch} | {c['streams']:.2f} / {after:.2f} |")
     print(
         f"\n| layout | held, p95 <= {LATENCY_BUDGET_S} s | ceiling before / after "
         "| held / mean ceiling | runner busy at the last level held |"
@@ -263,7 +304,8 @@ def print_capacity(results: dict[str, Any], options: StreamOptions) -> None:
     print("| --- | --- | --- | --- | --- |")
     for label, r in results["layouts"].items():
         ceiling = (r["ceiling_streams"] + r["ceiling_streams_after"]) / 2
-        busy = r["levels"].get(str(r["held"]), {}).get("busy", float("nan"))
+        last = r["levels"].get(str(r["held"]))
+        busy = float("nan") if last is None else last["busy"]
         print(
             f"| {label} | {r['held']} | {r['ceiling_streams']:.2f} / "
             f"{r['ceiling_streams_after']:.2f} | {r['held'] / ceiling:.0%} | {busy:.0%} |"

@@ -15,19 +15,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from streamasr.server.engine.engine import Engine
 from streamasr.server.engine.offline import transcribe
 
 from ..common.fixtures import Utterance, engine, plan_options
+from ..common.percentiles import Percentiles, percentiles
 from ..common.scoring import cer, wer
 from .sim import (
     RATE,
-    Percentiles,
     frame_latencies,
     partial_latencies,
-    percentiles,
     run_timed,
     word_latencies,
 )
@@ -48,6 +47,27 @@ QUICK_GRID = (
 )
 
 
+class GridPointFigures(TypedDict):
+    """A :class:`GridPoint` as the reports carry it (its fields, in order)."""
+
+    hop: float
+    left: float
+    lookahead: float
+    wer: float
+    cer: float
+    word: Percentiles
+    frame: Percentiles
+    partial: Percentiles
+    input_ratio: float
+
+
+class GridFigures(TypedDict):
+    """The grid's figures: offline WER and every point."""
+
+    offline_wer: float
+    points: list[GridPointFigures]
+
+
 @dataclass(frozen=True)
 class GridPoint:
     hop: float
@@ -60,6 +80,20 @@ class GridPoint:
     partial: Percentiles
     input_ratio: float
     """Model input samples per audio sample (the compute multiplier of the geometry)."""
+
+    def figures(self) -> GridPointFigures:
+        """The fields, in order (what ``__dict__`` gave the reports)."""
+        return {
+            "hop": self.hop,
+            "left": self.left,
+            "lookahead": self.lookahead,
+            "wer": self.wer,
+            "cer": self.cer,
+            "word": self.word,
+            "frame": self.frame,
+            "partial": self.partial,
+            "input_ratio": self.input_ratio,
+        }
 
 
 def grid_point(e: Engine, tts: list[Utterance], hop: float, left: float, look: float) -> GridPoint:
@@ -98,7 +132,7 @@ def grid_points(mode: str) -> list[tuple[float, float, float]]:
 
 def grid_figures(
     folder: Path, tts: list[Utterance], points: Sequence[tuple[float, float, float]]
-) -> dict[str, Any]:
+) -> GridFigures:
     """WER and latencies of each geometry (fixture int8, gate off, single stream)."""
     with engine(folder, "int8") as e:
         offline = wer([r for _, r in tts], [transcribe(e, s, RATE).text for s, _ in tts]).rate
@@ -107,10 +141,10 @@ def grid_figures(
             started = time.perf_counter()
             results.append(grid_point(e, tts, hop, left, look))
             log.info("grid C=%s L=%s R=%s: %.1f s", hop, left, look, time.perf_counter() - started)
-    return {"offline_wer": offline, "points": [p.__dict__ for p in results]}
+    return {"offline_wer": offline, "points": [p.figures() for p in results]}
 
 
-def grid_table(figures: dict[str, Any]) -> str:
+def grid_table(figures: GridFigures) -> str:
     lines = [
         "| C s | L s | R s | WER | CER | word p50 | word p95 | frame p50 | frame p95 | input x |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -124,7 +158,7 @@ def grid_table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def grid(folder: Path, tts: list[Utterance], mode: str) -> dict[str, Any]:
+def grid(folder: Path, tts: list[Utterance], mode: str) -> GridFigures:
     figures = grid_figures(folder, tts, grid_points(mode))
     print(
         "\n### Latency / accuracy (fixture int8, tts set, gate off; "

@@ -39,9 +39,10 @@ from streamasr.server.options.decoding import DEFAULT_BEAM_WIDTH, DecoderSetting
 from streamasr.server.options.stream import StreamOptions
 
 from ..common import fixtures
+from ..common.percentiles import percentiles
 from ..common.proc import read_usage
 from ..common.scoring import cer, wer
-from .sim import RATE, TimedRun, percentiles, word_latencies
+from .sim import RATE, TimedRun, word_latencies
 
 Utterance = tuple[np.ndarray, str]
 FRAME = 320

@@ -35,9 +35,7 @@ import asyncio
 import bisect
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -187,22 +185,3 @@ def final_latencies(run: TimedRun) -> list[float]:
 def start_offsets(n: int, hop_s: float) -> NDArray[np.float64]:
     """Seeded start phases of ``n`` concurrent streams within one hop (capacity runs)."""
     return np.random.default_rng(n).uniform(0, hop_s, size=n)
-
-
-class Percentiles(TypedDict):
-    """Latency percentiles as the JSON reports carry them (seconds; NaN when ``n`` is 0)."""
-
-    p50: float
-    p95: float
-    n: int
-
-
-def percentiles(values: Sequence[float]) -> Percentiles:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan"), "n": 0}
-    array = np.asarray(values)
-    return {
-        "p50": round(float(np.percentile(array, 50)), 4),
-        "p95": round(float(np.percentile(array, 95)), 4),
-        "n": len(values),
-    }

@@ -29,7 +29,7 @@ log = logging.getLogger("bench.triton_bench")
 
 def level(
     run: Running, audio: NDArray[np.float32], n: int, seconds: float, hop_s: float
-) -> dict[str, Any]:
+) -> capacity_levels.Level:
     """The service benchmark's level, with the CPU of the whole setup (frontends and Triton)."""
     before, roles_before, started = run.cpu_s(), run.cpu_by_role(), time.perf_counter()
     figures = service_level(run.server, stream_capacity.client_pieces(audio, n, seconds), hop_s)
@@ -81,7 +81,7 @@ def measure(
                 ),
             }
 
-        def path(run: Running) -> Callable[[int], dict[str, Any]]:
+        def path(run: Running) -> Callable[[int], capacity_levels.Level]:
             hop_s = figures["setups"][run.setup.label]["windows"]["hop_s"]
             return lambda n: level(run, audio, n, plan.seconds, hop_s)
 

@@ -76,7 +76,7 @@ def markdown(figures: dict[str, Any]) -> str:
             "",
             *commands_lines(figures),
             "",
-            service_bench.capacity_table(figures),
+            service_bench.capacity_table(figures["levels"]),
             "",
             "CPU by process, ms per audio second per stream:",
             "",

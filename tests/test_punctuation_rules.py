@@ -59,8 +59,10 @@ def test_case_rule_for_punct_only() -> None:
     assert apply_all(words, labels) == ["So", "I", "said", "no.", "Then", "I'm", "off?"]
     after_comma = resolve_case(["WELL"], [WordLabel("", None)], ",")
     assert after_comma == [WordLabel("", False)]
-    kept = resolve_case(["WELL"], [WordLabel("", False)], None)
-    assert kept == [WordLabel("", False)], "a known case is never overridden"
+    kept = resolve_case(["WELL", "PARIS"], [WordLabel("", False), WordLabel("", True)], ",")
+    assert kept == [WordLabel("", False), WordLabel("", True)], "mid-sentence the model's case"
+    start = resolve_case(["WELL", "I"], [WordLabel("", False), WordLabel("", False)], None)
+    assert start == [WordLabel("", True)] * 2, "a sentence start and 'i' are always upper"
 
 
 def test_words_in_are_words_out_for_random_labels() -> None:

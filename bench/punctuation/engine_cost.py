@@ -254,6 +254,8 @@ def figures(
             "utterances": base_utterances,
             "cpu_per_audio_s": base_cpu,
             "passes": [b["cpu_per_audio_s"] for b in base_passes],
+            "windows": base_passes[0]["windows"],
+            "input_ratio": base_passes[0]["input_ratio"],
         },
         "cpu_ratio": ratio,
         "cpu_ratio_process": process_ratio,

@@ -88,7 +88,8 @@ def markdown(f: dict[str, Any]) -> str:
             f"| added CPU s per 1k words: caption / process | "
             f"{e['added_cpu_s_per_1k_words']['caption']:.3f} / "
             f"{e['added_cpu_s_per_1k_words']['process']:.3f} |",
-            f"| {base['model']} int8 CPU s per audio s | {base['cpu_per_audio_s']:.4f} |",
+            f"| {base['model']} int8 CPU s per audio s (windows L/C/R s {base['windows']}, "
+            f"model input x {base['input_ratio']:.2f}) | {base['cpu_per_audio_s']:.4f} |",
             f"| added / base: caption / process | {e['cpu_ratio']:.2%} / "
             f"{e['cpu_ratio_process']:.2%} |",
             f"| final latency added, caption step p50 / p95 (ms) | {1000 * step['p50']:.1f} / "

@@ -20,7 +20,14 @@ from bench.service.levels import holds
 from .timeouts import timeout
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("## Machine", "## Fidelity", "## Latency / accuracy", "## Offline speed", "## Capacity")
+SECTIONS = (
+    "## Machine",
+    "## Fidelity",
+    "## Latency / accuracy",
+    "## Offline speed",
+    "## Capacity",
+    "## Punctuation and casing",
+)
 PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png")
 
 
@@ -63,6 +70,18 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
         assert level["partial"]["p95"] > 0
         assert level["cpu"] > 0 and level["peak_rss_mib"] > 10
     assert "| server | 2 |" in report
+
+    punctuation = sections["punctuation"]
+    held_out = punctuation["held_out"]
+    assert held_out["segments"] == 40
+    assert set(held_out["scores"]) == {"baseline", "int8 stream"}
+    assert set(held_out["f1_gain"]) == {".", ",", "?", "upper"}
+    engine = punctuation["engine"]
+    assert engine["utterances"] == 3 and engine["words_per_pass"] > 0
+    latency = engine["final_latency_s"]  # each utterance ends in a final at least
+    assert latency["caption_step"]["n"] >= 3 and latency["paired"]["n"] >= 3
+    assert engine["cpu_per_audio_s"]["batcher"] > 0  # the model ran in the batcher thread
+    assert engine["base"]["model"] == "tiny" and engine["base"]["cpu_per_audio_s"] > 0
 
 
 def drive(sequence: Levels, limit: int) -> list[int]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..export import speed as export_speed
+from ..punctuation import section as punctuation_section
 from ..service import capacity as service_bench
 from ..service import frontend_sweep, frontend_tables
 from ..stream import accuracy as stream_accuracy
@@ -182,6 +183,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[Any], str]]] = {
     "frontend": ("Frontend cost per stream (instant model)", frontend_md),
     "lm": ("Language model and hotwords", lm_bench.markdown),
     "noise": ("Gates under noise", noise.markdown),
+    "punctuation": ("Punctuation and casing", punctuation_section.markdown),
 }
 
 

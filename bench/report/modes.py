@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from streamasr.server.options.stream import DEFAULT_HOP_S, DEFAULT_LEFT_S, DEFAULT_LOOKAHEAD_S
 
 from ..common import fixtures
+from ..punctuation.engine_cost import PunctuationPlan
 from ..service import capacity as service_bench
 from ..stream import grid as stream_grid
 
@@ -34,6 +35,7 @@ class Mode:
     profile: bool
     capacity_model: str
     capacity: service_bench.CapacityPlan
+    punctuation: PunctuationPlan
     leaves_out: tuple[str, ...] = ()
     """What the report should say this mode skips."""
 
@@ -50,6 +52,7 @@ MODES = {
         profile=True,
         capacity_model=BASE,
         capacity=service_bench.CapacityPlan(20.0),
+        punctuation=PunctuationPlan(repeats=5, base_utterances=None),
     ),
     "quick": Mode(
         "quick",
@@ -64,6 +67,7 @@ MODES = {
         capacity=service_bench.CapacityPlan(
             6.0, first=(0.0, 0.6), step=0.2, refine=3, ceiling_s=2.0
         ),
+        punctuation=PunctuationPlan(repeats=3, base_utterances=10),
         leaves_out=(
             f"the grid's {len(QUICK_GRID)} points instead of "
             f"{len(stream_grid.grid_points('full'))}",
@@ -72,6 +76,8 @@ MODES = {
             "capacity with 6 s streams (20 s in full), levels 20 % of the ceiling apart "
             "refined by 3 bisection steps (8 in full), so the streams held are known to about "
             "2 streams",
+            "punctuation: 3 interleaved pairs of passes (5 in full), the base-size yardstick on "
+            "10 utterances per repeat (all 30 in full)",
         ),
     ),
     "smoke": Mode(
@@ -85,10 +91,12 @@ MODES = {
         profile=False,
         capacity_model=fixtures.TINY,
         capacity=service_bench.CapacityPlan(3.0, fixed=(1, 2), ceiling_s=0.5),
+        punctuation=PunctuationPlan(segments=40, repeats=1, base_model=fixtures.TINY),
         leaves_out=(
             "SMOKE TEST: a tiny random model for speed and capacity, 3 tts and 2 human "
-            "utterances, 2 grid points, 2 stream levels of 3 s: the figures check the "
-            "machinery, they measure nothing",
+            "utterances, 2 grid points, 2 stream levels of 3 s, 40 held-out punctuation "
+            "segments and one pair of punctuation passes against the tiny model: the figures "
+            "check the machinery, they measure nothing",
         ),
     ),
 }

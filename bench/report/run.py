@@ -32,6 +32,10 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
   white noise and babble at 20, 10 and 5 dB SNR: model input saved, tts WER, human
   streaming-vs-offline agreement, words lost at the edges of speech, the VAD's CPU per audio
   second (``bench.stream.noise``).
+* ``punctuation``: the fixture punctuation model's per-mark and casing P/R/F1 on held-out text
+  (int8, the engine's streaming rule) beside the trivial baseline, and what captions cost in
+  the engine: CPU per audio second and per 1,000 words, added final latency, and the added CPU
+  against the base-size acoustic model's int8 CPU (``bench.punctuation.section``).
 
 ``--quick`` (the default is ``--full``) finishes in a few minutes on 2 cores; the report says
 what it leaves out. A section that fails is reported as failed; the others still run.
@@ -55,6 +59,7 @@ import numpy as np
 
 from ..common.fixtures import DEFAULT_SHARED
 from ..common.machine import describe
+from ..punctuation import section as punctuation_section
 from ..service import capacity as service_bench
 from ..service import frontend_tables
 from ..stream import lm as lm_bench
@@ -66,7 +71,17 @@ from .sections import SECTION_RUNS, Context, load_inputs
 log = logging.getLogger("bench.report")
 
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "bench_report"
-SECTIONS = ("fidelity", "grid", "speed", "capacity", "triton", "frontend", "noise", "lm")
+SECTIONS = (
+    "fidelity",
+    "grid",
+    "speed",
+    "capacity",
+    "triton",
+    "frontend",
+    "noise",
+    "lm",
+    "punctuation",
+)
 
 
 def run_report(
@@ -125,6 +140,8 @@ def headline(figures: dict[str, Any]) -> list[str]:
         lines += frontend_tables.summary_lines(sections["frontend"])
     if "lm" in sections and "passes" in sections["lm"]:
         lines += lm_bench.summary_lines(sections["lm"])
+    if "punctuation" in sections and "engine" in sections["punctuation"]:
+        lines += punctuation_section.summary_lines(sections["punctuation"])
     return lines
 
 

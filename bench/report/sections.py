@@ -12,6 +12,7 @@ from ..common import fixtures
 from ..common.machine import Machine
 from ..export import bench as export_bench
 from ..export import speed as export_speed
+from ..punctuation import section as punctuation_section
 from ..service import capacity as service_bench
 from ..service import frontend_sweep
 from ..stream import accuracy as stream_accuracy
@@ -156,6 +157,10 @@ def lm(ctx: Context) -> dict[str, Any]:
     return lm_bench.measure(ctx.shared, ctx.work, ctx.tts)
 
 
+def punctuation(ctx: Context) -> Mapping[str, object]:
+    return punctuation_section.measure(ctx.shared, ctx.work, ctx.tts, ctx.mode.punctuation)
+
+
 SectionRun = Callable[[Context], Mapping[str, object]]
 """A section's runner: its raw figures (each section's own type, written to JSON as they are)."""
 
@@ -168,4 +173,5 @@ SECTION_RUNS: dict[str, SectionRun] = {
     "frontend": frontend,
     "lm": lm,
     "noise": noise_section,
+    "punctuation": punctuation,
 }

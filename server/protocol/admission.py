@@ -88,10 +88,8 @@ def admit(upgrade: Upgrade, state: ServerState) -> Refusal | None:
         )
     if state.auth_token is not None and not authorized(state.auth_token, upgrade):
         return Refusal("unauthorized", 401, "a valid token is required")
-    allowed = state.allowed_origins
-    origin = upgrade.origin
-    if origin is not None and allowed and "*" not in allowed and origin not in allowed:
-        return Refusal("forbidden_origin", 403, origin)
+    if not origin_allowed(upgrade.origin, state.allowed_origins):
+        return Refusal("forbidden_origin", 403, upgrade.origin or "")
     if state.draining:
         return Refusal("unavailable", 503, "the server is shutting down", RETRY_LOADING_S)
     if not state.loaded:
@@ -103,6 +101,11 @@ def admit(upgrade: Upgrade, state: ServerState) -> Refusal | None:
         reason = f"at capacity ({state.max_connections} connections)"
         return Refusal("unavailable", 503, reason, RETRY_FULL_S)
     return None
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser's ``Origin`` may connect (no header, no list or ``*``: yes)."""
+    return origin is None or not allowed or "*" in allowed or origin in allowed
 
 
 def authorized(token: str, upgrade: Upgrade) -> bool:

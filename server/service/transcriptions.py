@@ -12,13 +12,12 @@ scheduler as every websocket session's.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import h11
 
@@ -28,6 +27,7 @@ from streamasr.server.events import Final as FinalEvent
 from streamasr.server.events import Segment
 from streamasr.server.options.audio import AudioFormat
 from streamasr.server.options.decoding import DecodingOptions
+from streamasr.server.protocol.admission import Upgrade, authorized, origin_allowed
 from streamasr.server.protocol.openai import formats, sse
 from streamasr.server.protocol.openai.transcription import (
     TRANSCRIPTIONS_PATH,
@@ -116,12 +116,12 @@ class TranscriptionApi:
     def _admit(self, headers: Mapping[str, str], query: str) -> Engine:
         """The websocket upgrade's checks: token, origin, readiness."""
         token = self.config.auth_token
-        if token is not None and not _authorized(token, headers, query):
+        upgrade = Upgrade(TRANSCRIPTIONS_PATH, query, headers.get("authorization", ""))
+        if token is not None and not authorized(token, upgrade):
             raise unauthorized()
         origin = headers.get("origin")
-        allowed = self.config.allowed_origins
-        if origin is not None and allowed and "*" not in allowed and origin not in allowed:
-            raise ApiError(403, f"Origin '{origin[:80]}' is not in --allowed-origins")
+        if not origin_allowed(origin, tuple(self.config.allowed_origins)):
+            raise ApiError(403, f"Origin '{(origin or '')[:80]}' is not in --allowed-origins")
         engine, reason = self._readiness()
         if engine is None:
             retry = RETRY_LOADING_S if "load" in (reason or "") else RETRY_FULL_S
@@ -223,15 +223,6 @@ class TranscriptionApi:
 
         names = [engine.manifest.name, engine.folder.name] if engine is not None else []
         return model_list(names, self._created)
-
-
-def _authorized(token: str, headers: Mapping[str, str], query: str) -> bool:
-    given: list[str] = []
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        given.append(value.strip())
-    given += parse_qs(query).get("token", [])
-    return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
 
 
 def _too_long(seconds: float, limit: float) -> ApiError:

@@ -28,7 +28,6 @@ from streamasr.server.protocol.openai.realtime import (
     RealtimeRequestError,
     SessionUpdate,
     TranscriptionSettings,
-    apply_update,
     parse_client_event,
 )
 from streamasr.server.protocol.openai.realtime_conversation import (
@@ -36,6 +35,7 @@ from streamasr.server.protocol.openai.realtime_conversation import (
     initial_settings,
     stream_options,
 )
+from streamasr.server.protocol.openai.session_settings import apply_update
 
 from .service_util import ServerThread, read_mono, resample, server_config, to_s16
 from .test_conversation import LIMITS, NO_RATE, Flow, log, segment

@@ -53,13 +53,13 @@ from streamasr.server.protocol.openai.realtime import (
     Clear,
     Commit,
     RealtimeRequestError,
-    RealtimeWire,
     SessionUpdate,
     TranscriptionSettings,
     TurnDetection,
-    apply_update,
     parse_client_event,
 )
+from streamasr.server.protocol.openai.replies import RealtimeWire
+from streamasr.server.protocol.openai.session_settings import apply_update
 
 NO_TURN_ENDPOINT_MS = 10_000
 """``turn_detection: null``: the longest endpoint a stream takes (the client commits)."""

@@ -80,7 +80,8 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
     assert engine["utterances"] == 3 and engine["words_per_pass"] > 0
     latency = engine["final_latency_s"]  # each utterance ends in a final at least
     assert latency["caption_step"]["n"] >= 3 and latency["paired"]["n"] >= 3
-    assert engine["cpu_per_audio_s"]["batcher"] > 0  # the model ran in the batcher thread
+    assert engine["model_calls_per_pass"] > 0  # the model ran in the batcher thread
+    assert engine["cpu_per_audio_s"]["batcher"] >= 0  # thread CPU ticks: 0 for a short smoke run
     assert engine["base"]["model"] == "tiny" and engine["base"]["cpu_per_audio_s"] > 0
 
 

@@ -120,6 +120,8 @@ class Pass:
     cpu_s: float = 0.0
     caption_cpu_s: float = 0.0
     batcher_cpu_s: float = 0.0
+    model_calls: int = 0
+    """Batches the punctuation model ran (the batcher's count)."""
     words: int = 0
     caption_final_s: list[float] = field(default_factory=list)
     finals: dict[tuple[int, int], float] = field(default_factory=dict)
@@ -143,6 +145,7 @@ def stream_pass(engine: Engine, utterances: Sequence[fixtures.Utterance], punctu
     labeller = engine.punctuation.batcher.label if engine.punctuation else None
     result = Pass()
     batcher_before, before = batcher_cpu_s(), own_cpu_s()
+    calls_before = engine.punctuation.batcher.calls if engine.punctuation else 0
     for u, (samples, _) in enumerate(utterances):
         stream = engine.stream(fmt, options)
         timer = TimedCaptioner.install(stream, labeller) if labeller and punctuate else None
@@ -159,6 +162,8 @@ def stream_pass(engine: Engine, utterances: Sequence[fixtures.Utterance], punctu
             result.caption_final_s += timer.final_wall_s
     result.cpu_s = own_cpu_s() - before
     result.batcher_cpu_s = batcher_cpu_s() - batcher_before
+    if engine.punctuation is not None:
+        result.model_calls = engine.punctuation.batcher.calls - calls_before
     return result
 
 
@@ -236,6 +241,7 @@ def figures(
         "audio_s": audio_s,
         "repeats": plan.repeats,
         "words_per_pass": words / len(on),
+        "model_calls_per_pass": sum(p.model_calls for p in on) / len(on),
         "cpu_per_audio_s": {
             "without": sum(p.cpu_s for p in off) / seconds,
             "with": sum(p.cpu_s for p in on) / seconds,

@@ -37,6 +37,7 @@ from streamasr.server.options.stream import (
 )
 from streamasr.server.protocol.v1 import StartMessage, parse_text
 from streamasr.server.service.config import ServerConfig, load_config
+from tests.test_windows import FBANK
 
 from .service_util import ServerThread, http_get, read_mono, server_config, stream_v1
 
@@ -119,20 +120,6 @@ def waveform(stride: int, field: int, adapter_layers: int = 0) -> InputSpec:
         adapter_kernel=3 if adapter_layers else 0,
         adapter_stride=2 if adapter_layers else 0,
     )
-
-
-FBANK = InputSpec(
-    kind="fbank",
-    name="input_features",
-    sample_rate=16000,
-    frame_stride=320,
-    receptive_field=560,
-    normalize=True,
-    attention_mask=True,
-    feature_size=160,
-    num_mel_bins=80,
-    stack_stride=2,
-)
 
 
 def test_rule_presets_on_20_ms_frames_are_the_rules_as_written() -> None:

@@ -30,11 +30,11 @@ from streamasr.server.constants import PROTOCOL_VERSION
 from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import AsrError
 from streamasr.server.inference.runtime import resolve_device
-from streamasr.server.options.presets import PRESET_NAMES
 from streamasr.server.protocol.admission import ServerState, Upgrade, admit, authorized, mode_of
 from streamasr.server.protocol.openai.transcription import MODELS_PATH, ApiError, unauthorized
 from streamasr.server.service import pages
 from streamasr.server.service.config import ServerConfig
+from streamasr.server.service.health import HealthState, health_payload
 from streamasr.server.service.metrics import ServiceMetrics
 from streamasr.server.service.modelstore import ModelStore
 from streamasr.server.service.pages import StaticFolder
@@ -371,43 +371,8 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         """This service's ``/healthz`` payload."""
-        engine = self.engine
-        status = "ok"
-        if self._draining:
-            status = "draining"
-        elif engine is None:
-            status = "error" if self.load_error else "loading"
-        elif not engine.available:
-            status = "inference_unavailable"
-        payload: dict[str, Any] = {
-            "status": status,
-            "protocol": PROTOCOL_VERSION,
-            "sessions": len(self._sessions),
-            "max_connections": self.config.max_connections,
-            "model": engine.manifest.name if engine else None,
-            "precision": engine.scheduler.precision if engine else None,
-            "provider": engine.scheduler.provider if engine else None,
-            **self._presets(engine),
-        }
-        if self.load_error is not None:
-            payload["error"] = str(self.load_error)
-        elif engine is not None and engine.scheduler.problem is not None:
-            payload["error"] = engine.scheduler.problem
-        return payload
-
-    def _presets(self, engine: Engine | None) -> dict[str, Any]:
-        """``presets``: the model's latency preset names (a session's ``start.preset``);
-        ``preset``: the one sessions get by default (``--preset``, else the manifest's; none
-        with explicit window flags); ``presets_tuned``: false while they are the export's rule
-        presets, not yet measured by ``python -m bench tune``."""
-        streaming = engine.manifest.streaming if engine else None
-        names = [n for n in PRESET_NAMES if streaming and n in streaming.presets]
-        default = self.config.preset or (streaming.default_preset if streaming else None)
-        config = self.config
-        if {config.left_s, config.hop_s, config.lookahead_s} != {None}:
-            default = None
-        tuned = streaming.presets_tuned if streaming else None
-        return {"presets": names, "preset": default, "presets_tuned": tuned}
+        state = HealthState(self.engine, self.load_error, self._draining, len(self._sessions))
+        return health_payload(state, self.config)
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import pytest
 import soxr
 from numpy.typing import NDArray
 
-from streamasr.server.engine.audio import AudioIntake, Resampler, decode
+from streamasr.server.engine.audio import HOLD_SAMPLES, AudioIntake, Resampler, decode
 from streamasr.server.errors import AsrError, AudioDataError, AudioFormatError
 from streamasr.server.options.audio import AudioFormat
 
@@ -134,3 +134,48 @@ def test_rate_limits_are_accepted() -> None:
         intake = AudioIntake(AudioFormat("s16le", rate))
         out = np.concatenate([intake.push(bytes(2 * rate)), intake.flush()])
         assert out.shape == (16000,)
+
+
+def s16_frames(samples: NDArray[np.float32], size: int) -> list[bytes]:
+    data = (samples * 32767).astype("<i2").tobytes()
+    return [data[i : i + 2 * size] for i in range(0, len(data), 2 * size)]
+
+
+def test_plain_frames_wait_until_the_next_window_is_due() -> None:
+    frames = s16_frames(noise(3200, seed=5), 320)
+    held, reference = AudioIntake(AudioFormat()), AudioIntake(AudioFormat())
+    out = [held.hold(f, due=1000) for f in frames[:4]]
+    assert out[:3] == [None, None, None] and out[3] is not None  # 1,280 >= 1,000 samples
+    expected = np.concatenate([reference.push(f) for f in frames[:4]])
+    np.testing.assert_array_equal(out[3], expected)
+    assert held.received_samples == reference.received_samples == 1280
+
+
+def test_held_frames_are_capped_and_flushed_at_the_end() -> None:
+    frames = s16_frames(noise(8000, seed=6), 320)
+    intake = AudioIntake(AudioFormat())
+    released = [intake.hold(f, due=1 << 40) for f in frames]
+    sizes = [r.shape[0] for r in released if r is not None]
+    assert sizes and set(sizes) == {HOLD_SAMPLES}  # 1,600 samples: five 20 ms frames
+    assert intake.flush().shape[0] == 8000 - sum(sizes)
+
+
+def test_a_bad_frame_raises_and_the_held_frames_stay() -> None:
+    frames = s16_frames(noise(960, seed=7), 320)
+    intake, reference = AudioIntake(AudioFormat()), AudioIntake(AudioFormat())
+    assert intake.hold(frames[0], due=900) is None
+    with pytest.raises(AudioDataError, match="not a whole number"):
+        intake.hold(b"\x01\x02\x03", due=900)
+    assert intake.hold(frames[1], due=900) is None
+    out = intake.hold(noise(320, seed=8), due=900)  # float samples release the held ones first
+    assert out is not None
+    expected = np.concatenate([reference.push(frames[0]), reference.push(frames[1])])
+    np.testing.assert_array_equal(out[:640], expected)
+    np.testing.assert_array_equal(out[640:], noise(320, seed=8))
+
+
+def test_other_formats_are_never_held() -> None:
+    intake = AudioIntake(AudioFormat(sample_rate=48000))
+    frame = s16_frames(noise(960, seed=9), 960)[0]
+    out = intake.hold(frame, due=1 << 40)
+    assert out is not None

@@ -20,6 +20,9 @@ from streamasr.server.options.audio import AudioFormat
 AudioFrame = NDArray[np.float32]
 """Mono float samples, nominally in [-1, 1]."""
 
+HOLD_SAMPLES = 1600
+"""At most this many model-rate samples (100 ms) of plain frames wait in
+:meth:`AudioIntake.hold`."""
 RESAMPLE_QUALITY = "HQ"
 """soxr quality preset (the default of both ``soxr.resample`` and ``soxr.ResampleStream``)."""
 
@@ -125,7 +128,9 @@ class AudioIntake:
         self._plain = fmt.encoding == "s16le" and fmt.channels == 1 and fmt.sample_rate == out_rate
         """16-bit mono at the model rate (the common case): decoded inline, nothing resampled."""
         self.received_samples = 0
-        """Input sample frames accepted so far (at the client's rate)."""
+        """Input sample frames accepted so far (at the client's rate), held ones included."""
+        self._held = bytearray()
+        """Plain frames accepted by :meth:`hold` and not decoded yet."""
 
     @property
     def received_seconds(self) -> float:
@@ -144,6 +149,31 @@ class AudioIntake:
         self.received_samples += samples.shape[0]
         return self._resampler.process(samples)
 
+    def hold(
+        self, data: bytes | bytearray | memoryview | NDArray[np.floating], due: int
+    ) -> AudioFrame | None:
+        """:meth:`push`, except that plain frames (16-bit mono at the model rate) wait until
+        ``due`` samples (what completes the caller's next window) or :data:`HOLD_SAMPLES` are
+        there; None while they wait. One decode of many frames costs less than one per frame,
+        and the next window is complete exactly when it would have been. A bad frame raises as
+        in :meth:`push`, and the frames held before it stay held."""
+        if isinstance(data, np.ndarray) or not self._plain or len(data) & 1:
+            samples = self.push(data)
+            return np.concatenate([self._release(), samples]) if self._held else samples
+        self._held += data
+        self.received_samples += len(data) >> 1
+        if len(self._held) >> 1 < min(due, HOLD_SAMPLES):
+            return None
+        return self._release()
+
+    def _release(self) -> AudioFrame:
+        """The held frames, decoded (already counted as received)."""
+        samples = np.multiply(np.frombuffer(self._held, dtype=_S16), _INT16_SCALE, dtype=np.float32)
+        self._held = bytearray()
+        return samples
+
     def flush(self) -> AudioFrame:
-        """End of stream: the resampler's remaining output."""
+        """End of stream: the held frames and the resampler's remaining output."""
+        if self._held:
+            return np.concatenate([self._release(), self._resampler.flush()])
         return self._resampler.flush()

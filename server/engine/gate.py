@@ -72,6 +72,12 @@ class Gate(Protocol):
     prepares: bool
     """Whether :meth:`prepare` does real work (a model run) that belongs off the event loop."""
 
+    def accept(self, samples: Samples, windows: list[Window]) -> None:
+        """The stream's next samples, as they arrive, and the windows they completed (a gate
+        that runs a model can start on the audio before its windows are judged); cheap, on the
+        stream's thread."""
+        ...
+
     def prepare(self, windows: list[Window]) -> None:
         """Get ready to judge ``windows`` (the next ones, in order); blocking."""
         ...
@@ -85,6 +91,9 @@ class JudgesInline:
     """For gates that judge each window as it comes (nothing to :meth:`~Gate.prepare`)."""
 
     prepares = False
+
+    def accept(self, samples: Samples, windows: list[Window]) -> None:
+        """Nothing to do ahead: the window holds what the gate reads."""
 
     def prepare(self, windows: list[Window]) -> None:
         """Nothing to prepare."""
@@ -110,7 +119,13 @@ def speech_mask(window: Window, spans: Iterable[tuple[int, int]], pad: int, stri
     samples of a speech span (stream sample indices ``[start, end)``)."""
     starts = (window.first_frame + np.arange(window.num_frames)) * stride
     mask = np.zeros(window.num_frames, dtype=np.bool_)
-    for start, end in spans:
+    merged: list[list[int]] = []  # the padded spans' union: one array pass per stretch
+    for start, end in sorted(spans):
+        if merged and start - pad <= merged[-1][1] + pad:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
         mask |= (starts < end + pad) & (starts + stride > start - pad)
     return mask
 

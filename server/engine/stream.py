@@ -37,6 +37,7 @@ from streamasr.server.engine.gate import GateRuns, Run
 from streamasr.server.engine.punctuation import Punctuation
 from streamasr.server.engine.vad import SileroVad, make_gate
 from streamasr.server.engine.windows import (
+    Samples,
     SlidingWindower,
     WholeWindower,
     Window,
@@ -170,7 +171,7 @@ class Stream:
     def feed(self, data: RawAudio) -> list[Event]:
         """Accept one frame; return the events of the windows it completed."""
         events = self._start_feed()
-        return events + self._run_sync(self._windower.push(self._intake.push(data)))
+        return events + self._run_sync(self._windows(data))
 
     def finish(self) -> list[Event]:
         """End of stream: flush the resampler, decode the last window, close the segment."""
@@ -194,7 +195,7 @@ class Stream:
         """:meth:`feed` for an event loop: inference is awaited, never blocked on. A frame that
         completes no window (most of them) returns without suspending."""
         events = self._start_feed()
-        windows = self._windower.push(self._intake.push(data))
+        windows = self._windows(data)
         if not windows:
             return events
         return events + await self._run_async(windows)
@@ -266,7 +267,22 @@ class Stream:
     def _start_finish(self) -> list[Window]:
         self._check_usable()
         self._finished = True
-        return self._windower.push(self._intake.flush()) + self._windower.finish()
+        samples = self._intake.flush()
+        windows = self._windower.push(samples) + self._windower.finish()
+        return self._accepted(samples, windows)
+
+    def _windows(self, data: RawAudio) -> list[Window]:
+        """The windows ``data`` completes (plain frames wait in the intake until one is due)."""
+        samples = self._intake.hold(data, self._windower.due())
+        if samples is None:
+            return []
+        return self._accepted(samples, self._windower.push(samples))
+
+    def _accepted(self, samples: Samples, windows: list[Window]) -> list[Window]:
+        gate = self._gate.gate
+        if gate is not None and gate.prepares:  # a model gate starts on the audio now
+            gate.accept(samples, windows)
+        return windows
 
     def _check_usable(self) -> None:
         if self._failed is not None:

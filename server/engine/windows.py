@@ -107,6 +107,10 @@ class Windower(Protocol):
         """Append samples; return the windows they complete."""
         ...
 
+    def due(self) -> int:
+        """Samples still to come before the next window is complete."""
+        ...
+
     def finish(self) -> list[Window]:
         """End of stream: the last window(s), covering every remaining frame."""
         ...
@@ -201,14 +205,17 @@ class SlidingWindower:
     def push(self, samples: Samples) -> list[Window]:
         self._buffer.append(samples)
         windows: list[Window] = []
-        stride = self.plan.stride
-        while True:
-            stop_frame = self._next_frame + self.plan.hop_frames
-            end = stop_frame * stride + self._overhang + self.plan.lookahead
-            if end > self._buffer.end:
-                break
-            windows.append(self._cut(end, stop_frame, final=False))
+        while (end := self._next_end()) <= self._buffer.end:
+            windows.append(self._cut(end, self._next_frame + self.plan.hop_frames, final=False))
         return windows
+
+    def due(self) -> int:
+        return max(0, self._next_end() - self._buffer.end)
+
+    def _next_end(self) -> int:
+        """Stream index just past the next window's last sample."""
+        stop_frame = self._next_frame + self.plan.hop_frames
+        return stop_frame * self.plan.stride + self._overhang + self.plan.lookahead
 
     def finish(self) -> list[Window]:
         if self._finished:
@@ -251,6 +258,9 @@ class WholeWindower:
     def push(self, samples: Samples) -> list[Window]:
         self._buffer.append(samples)
         return []
+
+    def due(self) -> int:
+        return 1 << 62  # the one window comes at the end
 
     def finish(self) -> list[Window]:
         if self._finished:

@@ -32,7 +32,7 @@ SECTIONS = (
     "## Capacity",
     "## Punctuation and casing",
 )
-PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png")
+PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png", "frontend.png")
 
 
 def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> None:

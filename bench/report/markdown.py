@@ -172,6 +172,8 @@ def frontend_md(f: frontend_sweep.FrontendFigures) -> str:
             "what a frontend host spends per stream; Triton's own CPU is not counted). Streams "
             "per core = 1000 / (ms CPU per audio second per stream).",
             "",
+            "![frontend cost](frontend.png)",
+            "",
             *frontend_tables.summary_lines(f),
             "",
             frontend_tables.table(f),

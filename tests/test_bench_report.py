@@ -15,7 +15,11 @@ import pytest
 from bench.common.levels import Criterion, Levels, held, interleaved, level_sequence
 from bench.common.proc import read_usage
 from bench.service.clients import ClientRun, audio_extent
+from bench.service.frontend_server import Setup
+from bench.service.frontend_sweep import PLANS, FrontendFigures, setups, unavailable
+from bench.service.frontend_tables import summary_lines, table
 from bench.service.levels import holds
+from bench.triton.process import triton_unavailable
 
 from .timeouts import timeout
 
@@ -28,7 +32,7 @@ SECTIONS = (
     "## Capacity",
     "## Punctuation and casing",
 )
-PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png")
+PLOTS = ("latency_accuracy.png", "offline_speed.png", "capacity.png", "frontend.png")
 
 
 def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> None:
@@ -70,6 +74,22 @@ def test_smoke_report_writes_every_section(shared_dir: Path, tmp_path: Path) -> 
         assert level["partial"]["p95"] > 0
         assert level["cpu"] > 0 and level["peak_rss_mib"] > 10
     assert "| server | 2 |" in report
+
+    frontend = sections["frontend"]
+    rows = {row["model"]: row for row in frontend["setups"] if row["frame_ms"] == 20}
+    assert {"instant", "local"} <= set(rows)
+    reason = triton_unavailable()  # the Triton row is measured, or says why it is not
+    if reason is None:
+        assert "triton" in rows and frontend["unavailable"] == {}
+    else:
+        assert "triton" not in rows
+        assert list(frontend["unavailable"].values()) == [f"no Triton interpreter: {reason}"]
+        assert "not measured: no Triton interpreter" in report
+    for model, row in rows.items():
+        assert row["cpu_ms_per_audio_s"] > 0, model
+        assert row["streams_per_core"] == pytest.approx(1000 / row["cpu_ms_per_audio_s"])
+        assert all(level["failed_streams"] == 0 for level in row["levels"].values()), model
+        assert f"| {row['label']} | {row['cpu_ms_per_audio_s']:.2f} |" in report
 
     punctuation = sections["punctuation"]
     held_out = punctuation["held_out"]
@@ -159,3 +179,44 @@ def test_process_usage_reads_proc() -> None:
     assert usage is not None
     assert usage.cpu_s > 0 and usage.peak_rss_mib >= usage.rss_mib > 1
     assert read_usage(2**22 + 12345) is None
+
+
+def test_frontend_triton_row_without_its_interpreter_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASR_TRITON_PYTHON", str(tmp_path / "no-such-python"))
+    runs = setups(PLANS["smoke"], before=None)
+    assert [s.model for s in runs] == ["instant", "instant", "local", "triton"]
+    missing = unavailable(runs)
+    (label,) = missing
+    assert label == Setup("after", 20, 1, model="triton").label
+    assert "no Triton interpreter" in missing[label] and "no-such-python" in missing[label]
+
+    figures: FrontendFigures = {
+        "plan": PLANS["smoke"].figures(),
+        "budget_s": 0.3,
+        "cores": 2,
+        "setups": [],
+        "unavailable": missing,
+    }
+    assert f"| {label} | not measured: {missing[label]} |" in table(figures)
+    assert summary_lines(figures) == [f"- {label}: NOT MEASURED ({missing[label]})"]
+
+
+def test_frontend_setups_run_the_real_models_through_the_plain_server(tmp_path: Path) -> None:
+    instant, local, triton = (
+        Setup("after", 20, 1, model=m) for m in ("instant", "local", "triton")
+    )
+    assert instant.command(tmp_path)[2:5] == ["bench", "frontend_bench", "serve"]
+    for setup in (local, triton):
+        assert setup.command(tmp_path, "triton://h:1" if setup is triton else None)[2] == (
+            "streamasr.server.app.cli"
+        )
+    assert "--precision int8" in " ".join(local.command(tmp_path))
+    assert "--inference triton://h:1" in " ".join(triton.command(tmp_path, "triton://h:1"))
+    with pytest.raises(ValueError, match="Triton URL"):
+        triton.command(tmp_path)
+    with pytest.raises(ValueError, match="Triton URL"):
+        local.command(tmp_path, "triton://h:1")
+    with pytest.raises(ValueError, match="one of instant"):
+        Setup("after", 20, 1, model="gpu")

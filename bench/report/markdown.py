@@ -164,6 +164,16 @@ def frontend_md(f: frontend_sweep.FrontendFigures) -> str:
             f"{f['budget_s']:g} s after the window's audio was complete. "
             "`python -m bench frontend_bench --before LINK_TREE` adds an older checkout.",
             "",
+            "Beside it, the real configurations (same clients, levels and energy gate, "
+            f"{plan['frames_ms'][0]} ms frames, one worker, the fixture exported int8): "
+            "**in-process**, the model in the server's own process (its CPU counts the model "
+            "too), and **Triton**, `asr-server --inference triton://...` in front of one local "
+            "`asr-triton` (the server process's CPU: the frontend and its gRPC client, which is "
+            "what a frontend host spends per stream; Triton's own CPU is not counted). Streams "
+            "per core = 1000 / (ms CPU per audio second per stream).",
+            "",
+            "![frontend cost](frontend.png)",
+            "",
             *frontend_tables.summary_lines(f),
             "",
             frontend_tables.table(f),
@@ -180,7 +190,7 @@ SECTION_MD: dict[str, tuple[str, Callable[[Any], str]]] = {
     "speed": ("Offline speed", speed_md),
     "capacity": ("Capacity: concurrent real-time streams", capacity_md),
     "triton": ("Through Triton on CPU vs local", triton_tables.markdown),
-    "frontend": ("Frontend cost per stream (instant model)", frontend_md),
+    "frontend": ("Frontend cost per stream (instant model, in-process, Triton)", frontend_md),
     "lm": ("Language model and hotwords", lm_bench.markdown),
     "noise": ("Gates under noise", noise.markdown),
     "punctuation": ("Punctuation and casing", punctuation_section.markdown),

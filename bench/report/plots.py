@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt
 from ..common.levels import Latency
 from ..export.speed import RUNTIMES
 from ..service import capacity as service_bench
+from ..service import frontend_sweep
 from ..stream import grid as stream_grid
 
 DPI = 110
@@ -195,6 +197,35 @@ def _usage_panel(bottom: Any, figures: service_bench.CapacityFigures) -> None:
             va="center",
             transform=bottom.transAxes,
         )
+
+
+def frontend(figures: frontend_sweep.FrontendFigures, path: Path) -> Path:
+    """CPU per audio second per stream of every setup (instant model, in-process, Triton), with
+    the streams per core it gives; a setup that could not run is named with its reason."""
+    rows = figures["setups"]
+    missing = figures["unavailable"]
+    labels = [row["label"] for row in rows] + list(missing)
+    costs = [row["cpu_ms_per_audio_s"] for row in rows] + [0.0] * len(missing)
+    colors = {"instant": "tab:blue", "local": "tab:orange", "triton": "tab:green"}
+    fig, ax = plt.subplots(figsize=(10, 1.6 + 0.6 * len(labels)))
+    bars = ax.barh(
+        range(len(labels)),
+        costs,
+        color=[colors[row["model"]] for row in rows] + ["lightgrey"] * len(missing),
+    )
+    notes = [f"{row['streams_per_core']:.0f} streams per core" for row in rows]
+    reasons = [textwrap.fill(f"not measured: {why}", 70) for why in missing.values()]
+    ax.bar_label(bars, notes + reasons, fontsize=7)
+    ax.set_yticks(range(len(labels)), [textwrap.fill(x, 34) for x in labels], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"ms of server CPU per audio second per stream, at {figures['plan']['first']} streams\n"
+        "(in-process: frontend and model; Triton: the frontend's process only)"
+    )
+    ax.set_title("Frontend cost per stream")
+    ax.set_xlim(0, 1.4 * max(costs, default=1.0) or 1.0)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -23,8 +23,10 @@ Writes ``DIR/report.md`` (machine, then one section per figure, each with its ta
   model, clients and criterion as ``capacity``, levels interleaved; skipped, with the reason,
   without the Triton interpreter (``bench.triton.bench``).
 * ``frontend``: the server's CPU per audio second per stream and the streams one worker holds
-  with an instant model (only the frontend works), 20 and 100 ms frames, ``--workers`` 1 and 2
-  (``bench.service.frontend``).
+  with an instant model (only the frontend works), 20 and 100 ms frames, ``--workers`` 1 and 2;
+  beside it the real configurations at 20 ms, one worker, fixture int8: the model in the
+  server's process, and the frontend in front of a local Triton (its row says why when the
+  Triton interpreter is missing) (``bench.service.frontend``).
 * ``lm``: beam search with an n-gram LM built by ``asr-lm`` from ``text/ljspeech-train.txt``:
   WER/CER offline and streamed against greedy, decoder CPU per audio second at the default beam
   and at 32 beside the model's, CPU-bound streams per core, hotword recall (``bench.stream.lm``).

@@ -145,7 +145,9 @@ def frontend(ctx: Context) -> frontend_sweep.FrontendFigures:
     folder = fixtures.export_fixture(ctx.shared, ctx.work, ("fp32", "fp16", "int8"))
     audio = service_bench.dev_audio(ctx.shared)
     plan = frontend_sweep.PLANS[ctx.mode.name]
-    return frontend_sweep.measure(folder, audio, plan, ctx.work / "frontend")
+    figures = frontend_sweep.measure(folder, audio, plan, ctx.work / "frontend")
+    plots.frontend(figures, ctx.out / "frontend.png")
+    return figures
 
 
 def noise_section(ctx: Context) -> dict[str, Any]:

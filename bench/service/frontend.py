@@ -1,8 +1,8 @@
 """Frontend cost per stream with an instant model: everything the server does but inference.
 
     python -m bench frontend_bench [--quick] [--before LINK_TREE] [--workers 1 2]
-                                   [--frames-ms 20 100] [--seconds S] [--first N] [--most N]
-                                   [--work DIR] [--out DIR]
+                                   [--frames-ms 20 100] [--models local triton] [--seconds S]
+                                   [--first N] [--most N] [--work DIR] [--out DIR]
     python -m bench frontend_bench serve ASR-SERVER-ARGS...   (the server side, see below)
 
 The server is ``asr-server`` in its own process, with one change made from outside: before the
@@ -31,6 +31,13 @@ levels interleaved:
   0.3 s of the window's completion (arrival of the ``partial`` minus the moment the last sample
   its window needed, its ``audio_end``, was due) with no stream failing.
 
+Beside the instant model, ``--models`` runs the real configurations at the first frame size with
+one worker, the fixture exported int8 (default: both): ``local``, the model in the server's own
+process (its CPU includes the model's), and ``triton``, ``asr-server --inference triton://...``
+in front of one local ``asr-triton`` (the server process's CPU: the frontend and its gRPC
+client; a missing Triton interpreter is reported, not skipped silently). ``--models`` with no
+value runs the instant model alone.
+
 ``--before`` names a link tree (``streamasr/{server,export,client}`` links into another
 checkout, as ``.ci/typecheck`` builds) whose server runs the same levels beside this checkout's.
 """
@@ -48,8 +55,8 @@ from ..common import fixtures
 from ..common.fixtures import DEFAULT_OUT, DEFAULT_SHARED, write_figures
 from ..common.proc import cores
 from . import capacity as service_bench
-from .frontend_server import serve_main
-from .frontend_sweep import PLANS, FrontendPlan, measure
+from .frontend_server import REAL_PRECISION, serve_main
+from .frontend_sweep import PLANS, REAL, FrontendPlan, measure
 from .frontend_tables import levels_table, summary_lines, table
 
 log = logging.getLogger("bench.frontend_bench")
@@ -70,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only-before", action="store_true", help="skip this checkout")
     parser.add_argument("--frames-ms", type=int, nargs="+")
     parser.add_argument("--workers", type=int, nargs="+")
+    parser.add_argument("--models", nargs="*", choices=REAL, help="default: %(choices)s")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--first", type=int, help="the first level (where the cost is read)")
     parser.add_argument("--most", type=int, help="the largest level (--most FIRST: one level)")
@@ -83,15 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         "frames_ms": tuple(args.frames_ms) if args.frames_ms else plan.frames_ms,
         "workers": tuple(args.workers) if args.workers else plan.workers,
+        "models": plan.models if args.models is None else tuple(args.models),
         "seconds": args.seconds or plan.seconds,
         "first": args.first or plan.first,
         "most": args.most or plan.most,
     }
     plan = FrontendPlan(**{**asdict(plan), **overrides})
-    folder = fixtures.export_fixture(args.shared, args.work, ("fp32",))
+    folder = fixtures.export_fixture(args.shared, args.work, ("fp32", REAL_PRECISION))
     audio = service_bench.dev_audio(args.shared)
     figures = measure(folder, audio, plan, args.work, args.before, after=not args.only_before)
-    print(f"\n### Frontend cost with an instant model ({cores()} cores)\n")
+    print(f"\n### Frontend cost: instant model and real configurations ({cores()} cores)\n")
     print(table(figures))
     print("\n" + "\n".join(summary_lines(figures)) + "\n")
     print(levels_table(figures))

@@ -1,8 +1,11 @@
-"""The frontend benchmark's server side: ``asr-server`` with an instant model.
+"""The frontend benchmark's server side: ``asr-server`` with an instant model, and beside it
+the real configurations the instant model stands for.
 
-Each setup's server runs ``python -m bench frontend_bench serve ASR-SERVER-ARGS...`` (see
-:func:`serve_main`), which wraps ``load_runner`` where the engine calls it so that the engine's
-runner is an :class:`InstantRunner`, then runs the server's CLI.
+An instant-model setup's server runs ``python -m bench frontend_bench serve ASR-SERVER-ARGS...``
+(see :func:`serve_main`), which wraps ``load_runner`` where the engine calls it so that the
+engine's runner is an :class:`InstantRunner`, then runs the server's CLI. A ``local`` setup runs
+the plain server with the model in its own process (onnxruntime, int8), a ``triton`` setup the
+plain server with ``--inference triton://...`` in front of a local ``asr-triton`` (int8).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from streamasr.server.inference.runtime import Runner
 from streamasr.server.manifest import Manifest
 
 from ..common import server_process
+from ..common.server_process import SERVER_MODULE
 
 
 class InstantRunner:
@@ -84,6 +88,16 @@ def serve_main(argv: Sequence[str]) -> int:
     return cli.main()
 
 
+MODELS = {
+    "instant": "instant model",
+    "local": "in-process int8 model",
+    "triton": "int8 model in a local Triton (frontend + gRPC client)",
+}
+"""Where a setup's model runs, and how its row names it."""
+REAL_PRECISION = "int8"
+"""The precision of the ``local`` and ``triton`` setups (the instant model's one window: fp32)."""
+
+
 @dataclass(frozen=True)
 class Setup:
     """One server configuration the levels run against."""
@@ -93,14 +107,27 @@ class Setup:
     frame_ms: int
     workers: int
     links: Path | None = None
+    model: str = "instant"
+    """A key of :data:`MODELS`."""
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"setup model {self.model!r}: one of {', '.join(MODELS)}")
 
     @property
     def label(self) -> str:
-        return f"{self.tree}, {self.frame_ms} ms frames, {self.workers} worker(s)"
+        label = f"{self.tree}, {self.frame_ms} ms frames, {self.workers} worker(s)"
+        return label if self.model == "instant" else f"{label}, {MODELS[self.model]}"
 
-    def command(self, folder: Path) -> list[str]:
-        args = ["serve", "--model", str(folder), "--port", "0", "--device", "cpu"]
-        args += ["--precision", "fp32", "--max-connections", "4000", "--max-handshakes", "4000"]
+    @property
+    def slug(self) -> str:
+        return f"{self.tree}-{self.frame_ms}ms-w{self.workers}-{self.model}"
+
+    def command(self, folder: Path, inference: str | None = None) -> list[str]:
+        """The server's command line; ``inference`` is the Triton URL of a ``triton`` setup."""
+        precision = "fp32" if self.model == "instant" else REAL_PRECISION
+        args = ["--model", str(folder), "--port", "0", "--device", "cpu"]
+        args += ["--precision", precision, "--max-connections", "4000", "--max-handshakes", "4000"]
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
         if self.tree == "after":
@@ -108,15 +135,24 @@ class Setup:
             # carries it) is model-side work of its own, 2.4 ms CPU per audio s
             # (bench.stream.noise).
             args += ["--gate", "energy"]
-        python = [sys.executable, "-m", "bench", "frontend_bench", *args]
+        if (self.model == "triton") != (inference is not None):
+            raise ValueError(f"setup {self.label!r}: a Triton URL for triton setups only")
+        if inference is not None:
+            args += ["--inference", inference]
+        if self.model == "instant":
+            python = [sys.executable, "-m", "bench", "frontend_bench", "serve", *args]
+        else:
+            python = [sys.executable, "-m", SERVER_MODULE, *args]
         if self.links is None:
             return python
         path = os.pathsep.join([str(self.links), os.environ.get("PYTHONPATH", "")])
         return ["env", f"PYTHONPATH={path}", *python]
 
 
-def start_server(setup: Setup, folder: Path, work: Path) -> server_process.ServerProcess:
-    slug = f"{setup.tree}-{setup.frame_ms}ms-w{setup.workers}"
-    server = server_process.ServerProcess([], work / f"server-{slug}.log")
-    server.command = setup.command(folder)
-    return server.__enter__()
+def server(
+    setup: Setup, folder: Path, work: Path, inference: str | None = None
+) -> server_process.ServerProcess:
+    """The setup's server, not started yet (a context manager)."""
+    process = server_process.ServerProcess([], work / f"server-{setup.slug}.log")
+    process.command = setup.command(folder, inference)
+    return process

@@ -1,11 +1,14 @@
 """The frontend benchmark's measurement: one level's latency and server CPU, the plans, the
-interleaved sweep of every setup's levels and the figures per setup."""
+interleaved sweep of every setup's levels and the figures per setup (a ``triton`` setup without
+the Triton interpreter is listed as not measured, with the reason)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -20,9 +23,12 @@ from ..common.percentiles import percentiles
 from ..common.proc import cores, own_cpu_s, tree_cpu
 from ..stream import capacity as stream_capacity
 from ..stream.sim import RATE
+from ..triton.process import serving, triton_unavailable
 from . import capacity as service_bench
 from .frontend_client import play_all
-from .frontend_server import Setup, start_server
+from .frontend_server import REAL_PRECISION, Setup, server
+
+log = logging.getLogger("bench.frontend_bench")
 
 BUDGET_S = 0.3
 """p95 partial latency after the window's completion that a level must hold."""
@@ -80,6 +86,9 @@ class FrontendPlan:
     refine: int = 3
     frames_ms: tuple[int, ...] = (20, 100)
     workers: tuple[int, ...] = (1, 2)
+    models: tuple[str, ...] = ()
+    """The real configurations run beside the instant model, at the first frame size with one
+    worker: ``local`` (the model in the server's process) and ``triton`` (in a local Triton)."""
 
     def figures(self) -> PlanFigures:
         """As the report carries it (``dataclasses.asdict``'s keys and order)."""
@@ -91,6 +100,7 @@ class FrontendPlan:
             "refine": self.refine,
             "frames_ms": self.frames_ms,
             "workers": self.workers,
+            "models": self.models,
         }
 
 
@@ -104,6 +114,7 @@ class PlanFigures(TypedDict):
     refine: int
     frames_ms: tuple[int, ...]
     workers: tuple[int, ...]
+    models: tuple[str, ...]
 
 
 class SetupFigures(TypedDict):
@@ -114,6 +125,7 @@ class SetupFigures(TypedDict):
     frame_ms: int
     workers: int
     links: str | None
+    model: str
     label: str
     cpu_ms_per_audio_s: float
     loop_cpu_ms_per_audio_s: float
@@ -129,26 +141,45 @@ class FrontendFigures(TypedDict):
     budget_s: float
     cores: int
     setups: list[SetupFigures]
+    unavailable: dict[str, str]
+    """The label of each setup that could not run, and why."""
 
 
+REAL = ("local", "triton")
 PLANS = {
-    "full": FrontendPlan(),
-    "quick": FrontendPlan(seconds=6.0, step=80, most=600, refine=2),
-    "smoke": FrontendPlan(seconds=2.0, first=2, step=2, most=4, refine=0, workers=(1,)),
+    "full": FrontendPlan(models=REAL),
+    "quick": FrontendPlan(seconds=6.0, step=80, most=600, refine=2, models=REAL),
+    "smoke": FrontendPlan(
+        seconds=2.0, first=2, step=2, most=4, refine=0, workers=(1,), models=REAL
+    ),
 }
 """By ``python -m bench report`` mode."""
 
 
 def setups(plan: FrontendPlan, before: Path | None, after: bool = True) -> list[Setup]:
-    """This checkout (unless not ``after``) at every frame size and worker count; the
-    ``before`` tree with one worker (it may predate ``--workers``)."""
+    """This checkout (unless not ``after``) at every frame size and worker count, and its real
+    configurations at the first frame size with one worker; the ``before`` tree with one worker
+    (it may predate ``--workers``)."""
     out = []
     for frame_ms in plan.frames_ms:
         if before is not None:
             out.append(Setup("before", frame_ms, 1, before))
         if after:
             out += [Setup("after", frame_ms, w) for w in plan.workers]
+    if after:
+        out += [Setup("after", plan.frames_ms[0], 1, model=m) for m in plan.models]
     return out
+
+
+def unavailable(runs: list[Setup]) -> dict[str, str]:
+    """The setups that cannot run here, and why (``triton`` ones without its interpreter)."""
+    if not any(s.model == "triton" for s in runs):
+        return {}
+    reason = triton_unavailable()
+    if reason is None:
+        return {}
+    log.warning("frontend: no Triton row: no Triton interpreter: %s", reason)
+    return {s.label: f"no Triton interpreter: {reason}" for s in runs if s.model == "triton"}
 
 
 def _cost_line(level: Level) -> str:
@@ -185,24 +216,33 @@ def measure(
     *,
     after: bool = True,
 ) -> FrontendFigures:
-    """Every setup's server up at once, their levels interleaved; figures per setup."""
+    """Every setup's server up at once (and one ``asr-triton`` for the ``triton`` ones), their
+    levels interleaved; figures per setup."""
     hop_s = service_bench.engine_settings(["--model", str(folder)])[1].hop_s
-    runs = setups(plan, before, after)
-    servers: dict[str, server_process.ServerProcess] = {}
-    try:
-        for setup in runs:
-            servers[setup.label] = start_server(setup, folder, work)
+    missing = unavailable(setups(plan, before, after))
+    runs = [s for s in setups(plan, before, after) if s.label not in missing]
+    with ExitStack() as stack:
+        url = None
+        if any(s.model == "triton" for s in runs):
+            triton = serving(folder, [REAL_PRECISION], work / "triton.log")
+            url = stack.enter_context(triton).url
+        servers = {
+            s.label: stack.enter_context(
+                server(s, folder, work, url if s.model == "triton" else None)
+            )
+            for s in runs
+        }
 
         def path(setup: Setup) -> Callable[[int], Level]:
-            server = servers[setup.label]
+            process = servers[setup.label]
             return lambda n: frontend_level(
-                server, stream_capacity.client_pieces(audio, n, plan.seconds), hop_s, setup.frame_ms
+                process,
+                stream_capacity.client_pieces(audio, n, plan.seconds),
+                hop_s,
+                setup.frame_ms,
             )
 
         levels = sweep({s.label: path(s) for s in runs}, plan)
-    finally:
-        for server in servers.values():
-            server.stop()
     rows: list[SetupFigures] = []
     for setup in runs:
         first = levels[setup.label][str(plan.first)]
@@ -212,6 +252,7 @@ def measure(
                 "frame_ms": setup.frame_ms,
                 "workers": setup.workers,
                 "links": str(setup.links) if setup.links else None,
+                "model": setup.model,
                 "label": setup.label,
                 "cpu_ms_per_audio_s": first["cpu_per_audio_s"] * 1000,
                 "loop_cpu_ms_per_audio_s": first["loop_cpu_per_audio_s"] * 1000,
@@ -220,4 +261,10 @@ def measure(
                 "levels": levels[setup.label],
             }
         )
-    return {"plan": plan.figures(), "budget_s": BUDGET_S, "cores": cores(), "setups": rows}
+    return {
+        "plan": plan.figures(),
+        "budget_s": BUDGET_S,
+        "cores": cores(),
+        "setups": rows,
+        "unavailable": missing,
+    }

@@ -1,4 +1,5 @@
-"""The frontend benchmark's tables: cost and streams held per setup, every level, summary."""
+"""The frontend benchmark's tables: cost and streams held per setup (the setups that could not
+run named, with the reason), every level, summary."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def table(figures: FrontendFigures) -> str:
             f"| {row['loop_cpu_ms_per_audio_s']:.2f} | {row['streams_per_core']:.0f} "
             f"| {row['held']} |"
         )
+    for label, reason in figures["unavailable"].items():
+        lines.append(f"| {label} | not measured: {reason} | | | |")
     return "\n".join(lines)
 
 
@@ -49,7 +52,7 @@ def summary_lines(figures: FrontendFigures) -> list[str]:
     lines = []
     by_label = {row["label"]: row for row in figures["setups"]}
     for row in figures["setups"]:
-        if row["tree"] != "after" or row["workers"] != 1:
+        if row["tree"] != "after" or row["workers"] != 1 or row["model"] != "instant":
             continue
         goal = ""
         if row["frame_ms"] == 20:
@@ -70,9 +73,43 @@ def summary_lines(figures: FrontendFigures) -> list[str]:
             f"one worker holds {row['held']}{ratio} (issue, event loop only: "
             f"{ISSUE_FIGURES_MS.get(row['frame_ms'], math.nan)} ms)"
         )
+    lines += model_lines(figures)
     for row in figures["setups"]:
         if row["workers"] > 1:
             one = by_label.get(Setup(row["tree"], row["frame_ms"], 1).label)
             scale = f" ({row['held'] / one['held']:.2f}x one worker)" if one and one["held"] else ""
             lines.append(f"- {row['label']}: holds {row['held']}{scale}")
+    return lines
+
+
+MODEL_COSTS = {
+    "local": "server CPU (frontend and model)",
+    "triton": "frontend CPU (the server process: frontend and gRPC client; Triton's not counted)",
+}
+
+
+def model_lines(figures: FrontendFigures) -> list[str]:
+    """One line per real configuration: its cost beside the instant model's at its frame size,
+    or why it was not measured."""
+    rows = [r for r in figures["setups"] if r["model"] != "instant"]
+    instant = {
+        r["frame_ms"]: r
+        for r in figures["setups"]
+        if r["model"] == "instant" and r["tree"] == "after" and r["workers"] == 1
+    }
+    lines = []
+    for row in rows:
+        base = instant.get(row["frame_ms"])
+        ratio = ""
+        if base is not None:
+            times = row["cpu_ms_per_audio_s"] / base["cpu_ms_per_audio_s"]
+            ratio = f", {times:.2f}x the instant model's"
+        lines.append(
+            f"- {row['label']}: {row['cpu_ms_per_audio_s']:.2f} ms {MODEL_COSTS[row['model']]} "
+            f"per audio second per stream{ratio}, {row['streams_per_core']:.0f} streams per core; "
+            f"one worker holds {row['held']}"
+        )
+    lines += [
+        f"- {label}: NOT MEASURED ({reason})" for label, reason in figures["unavailable"].items()
+    ]
     return lines

@@ -40,8 +40,8 @@ from bench.common.server_process import ServerProcess
 from bench.service import capacity as service_bench
 from bench.service.frontend_sweep import frontend_level
 from bench.stream import capacity as stream_capacity
-from bench.triton.process import TritonServer, triton_unavailable
-from bench.triton.setup import MAX_CONNECTIONS, Setup
+from bench.triton.process import serving, triton_unavailable
+from bench.triton.setup import MAX_CONNECTIONS
 
 log = logging.getLogger("bench.triton_hop")
 
@@ -91,10 +91,7 @@ def start(
 ) -> Iterator[list[Running]]:
     """One ``asr-triton`` with every precision, and one server per tree x precision."""
     with ExitStack() as stack:
-        triton = TritonServer(folder, Setup("triton", precisions[-1]), work / "triton.log")
-        at = triton.command.index("--precision") + 1
-        triton.command[at] = ",".join(precisions)  # ready once the last one is served
-        stack.enter_context(triton)
+        triton = stack.enter_context(serving(folder, precisions, work / "triton.log"))
         runs = []
         for tree in trees:
             for precision in precisions:

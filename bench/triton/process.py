@@ -7,7 +7,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,17 @@ class TritonServer(server_process.LoggedProcess):
             self._check_alive()
             time.sleep(0.2)
         raise RuntimeError(f"asr-triton did not serve {self.model} in {TRITON_START_TIMEOUT_S} s")
+
+
+def serving(folder: Path, precisions: Sequence[str], log_path: Path) -> TritonServer:
+    """One ``asr-triton`` (not started yet) that serves the export at every precision of
+    ``precisions`` (their default instances and threads); ready once the last one is served."""
+    if not precisions:
+        raise ValueError("asr-triton: no precision to serve")
+    triton = TritonServer(folder, Setup("triton", precisions[-1]), log_path)
+    at = triton.command.index("--precision") + 1
+    triton.command[at] = ",".join(precisions)
+    return triton
 
 
 @dataclass

@@ -213,8 +213,6 @@ class SileroGate:
         taken by a flush (deque appends and pops are atomic)."""
         self._seen = 0
         """Stream index just past the samples accepted (stream side)."""
-        self._expected: set[int] = set()
-        """Ends of the windows accepted and not judged yet (stream side)."""
         # flush side
         self._state: State = np.zeros(_STATE_SHAPE, dtype=np.float32)
         self._audio = np.zeros(vad.context, dtype=np.float32)
@@ -249,7 +247,6 @@ class SileroGate:
         if samples.shape[0] or ends:
             self._inbox.append((samples, ends, tails))
             self._seen += samples.shape[0]
-            self._expected.update(ends)
 
     def prepare(self, windows: list[Window]) -> None:
         """Run the VAD up to the end of ``windows`` (blocking; a thread may do it)."""
@@ -265,7 +262,6 @@ class SileroGate:
             ready = window.end in self._marks
         if not ready:
             self.vad.flush()
-        self._expected.discard(window.end)
         frame, rate = self.vad.frame, self.vad.entry.sample_rate
         pad = round(self.config.pad_s * rate)
         spans: list[tuple[int, int]] = []

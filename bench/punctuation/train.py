@@ -1,11 +1,13 @@
 """Train the tiny punctuation and casing fixture model on the Debian corpus.
 
-A lower-casing WordPiece tokenizer trained on the corpus and a 2-layer, 128-wide
-``BertForTokenClassification`` with the ``mark+case`` labels (docs/punctuation.md); the
-word's label sits on its first sub-token, the others are ignored. A tenth of the train
-passages (``--dev``) is held back: after training, the penalties for ``.`` and ``,`` that give
-the best F1 on it (segments closed with ``.`` as the runtime does) are subtracted from those
-labels' classifier biases, so the checkpoint carries its thresholds; the held-out text never
+A lower-casing WordPiece tokenizer trained on the corpus (plus the train-only text of
+:mod:`bench.punctuation.extra`, ``--no-extra`` to leave it out) and a 4-layer, 128-wide
+``BertForTokenClassification`` (``--layers``, ``--hidden``, ``--heads``) with the
+``mark+case`` labels (docs/punctuation.md); the word's label sits on its first sub-token,
+the others are ignored. A tenth of the train passages (``--dev``) is held back: after
+training, the penalties for ``.`` and ``,`` that give the best F1 on it (segments closed
+with ``.`` as the runtime does) are subtracted from those labels' classifier biases, so the
+checkpoint carries its thresholds; the held-out text never
 chooses anything. Fixed seed, one thread::
 
     nice -n 10 python -m bench punctuation_train --out tests/data/punctuation-fixture
@@ -186,11 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("tests/data/punctuation-fixture"))
     parser.add_argument("--vocab", type=int, default=3500)
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--mark-weight", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(

@@ -19,10 +19,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from streamasr.server.app import loop
 from streamasr.server.engine.engine import Engine, EngineConfig
 from streamasr.server.engine.offline import stream_array
 from streamasr.server.errors import ModelStoreError, ServerConfigError
 from streamasr.server.inference.runtime import RuntimeConfig
+from streamasr.server.options.loop import LOOP_KINDS
+from streamasr.server.service import config as config_module
 from streamasr.server.service.config import ServerConfig, load_config
 from streamasr.server.service.modelstore import ModelStore, cached_precisions, export_name
 
@@ -246,12 +249,32 @@ def test_flags_win_over_environment() -> None:
         (["--model", "m", "--idle-timeout", "0"], {}, "--idle-timeout"),
         (["--model", "m", "--max-connections", "0"], {}, "--max-connections"),
         (["--model", "m", "--auth-token", " "], {}, "--auth-token"),
+        (["--model", "m", "--loop", "tornado"], {}, "--loop"),
     ],
 )
 def test_bad_settings_are_refused(argv: list[str], env: dict[str, str], option: str) -> None:
     with pytest.raises(ServerConfigError) as info:
         load_config(argv, env)
     assert info.value.option == option
+
+
+async def _running_loop() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_the_loop_setting_picks_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = {k: load_config(["--model", "m", "--loop", k], {}).loop for k in LOOP_KINDS}
+    assert loop.run(_running_loop(), kinds["asyncio"]).startswith("asyncio")
+    assert loop.run(_running_loop(), kinds["uvloop"]).startswith("uvloop")
+    assert loop.run(_running_loop(), kinds["auto"]).startswith("uvloop")
+    assert load_config(["--model", "m"], {"ASR_LOOP": "asyncio"}).loop == "asyncio"
+    # Without uvloop, auto falls back to asyncio's loop and naming uvloop is a bad setting.
+    monkeypatch.setattr(loop, "uvloop_installed", lambda: False)
+    monkeypatch.setattr(config_module, "uvloop_installed", lambda: False)
+    assert loop.run(_running_loop(), "auto").startswith("asyncio")
+    with pytest.raises(ServerConfigError) as info:
+        load_config(["--model", "m", "--loop", "uvloop"], {})
+    assert info.value.option == "--loop" and "not installed" in str(info.value)
 
 
 def test_config_is_frozen() -> None:

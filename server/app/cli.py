@@ -11,13 +11,13 @@ when the model cannot be loaded, 2 for a bad setting.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 
+from streamasr.server.app import loop
 from streamasr.server.app.single import serve
 from streamasr.server.errors import ServerConfigError
 from streamasr.server.service import logsafety
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_workers(config, argv)
     try:
-        return asyncio.run(serve(config))
+        return loop.run(serve(config), config.loop)
     except OSError as exc:  # the port is taken, the certificate unreadable, ...
         log.error("cannot serve on %s:%d: %s", config.host, config.port, exc)
         return 1

@@ -29,7 +29,6 @@ to is bound.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import selectors
@@ -44,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamasr.server.app import loop
 from streamasr.server.app.single import serve
 from streamasr.server.app.worker_table import StatusTable, WorkerService
 from streamasr.server.service.config import ServerConfig
@@ -79,7 +79,9 @@ def run_worker(config: ServerConfig) -> int:
     listener = socket.socket(fileno=int(os.environ[FD_ENV]))
     table = StatusTable(Path(os.environ[TABLE_ENV]), config.workers)
     try:
-        status = asyncio.run(serve(config, lambda c: WorkerService(c, table, slot, listener)))
+        status = loop.run(
+            serve(config, lambda c: WorkerService(c, table, slot, listener)), config.loop
+        )
     finally:
         table.close()
     for signum in (signal.SIGTERM, signal.SIGINT):  # drained: a late signal must not kill it

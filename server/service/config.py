@@ -22,6 +22,7 @@ from streamasr.server.inference.runtime import CPU, CUDA, Device, RuntimeConfig,
 from streamasr.server.inference.scheduler import SchedulerConfig
 from streamasr.server.options.decoding import DEFAULT_HOTWORD_WEIGHT, DecoderSettings
 from streamasr.server.options.gate import GATE_KINDS, gate_config
+from streamasr.server.options.loop import LOOP_KINDS, uvloop_installed
 from streamasr.server.options.presets import PRESET_NAMES
 from streamasr.server.options.stream import (
     DEFAULT_ENDPOINT_MS,
@@ -129,6 +130,9 @@ class ServerConfig:
     sessions are punctuated only when this is given (docs/protocol.md)."""
     log_level: str = "INFO"
     log_format: LogFormat = "text"
+    loop: str = "auto"
+    """The event loop: ``asyncio``'s own, ``uvloop`` (libuv; its transports and scheduling cost
+    less CPU per message) or ``auto`` (uvloop when installed)."""
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
     """The per-stream defaults built from the window and endpoint settings."""
 
@@ -139,6 +143,9 @@ class ServerConfig:
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _choice("log_level", self.log_level, LOG_LEVELS)
         _choice("log_format", self.log_format, ("text", "json"))
+        _choice("loop", self.loop, LOOP_KINDS)
+        if self.loop == "uvloop" and not uvloop_installed():
+            _fail("loop", self.loop, "uvloop is not installed (pip install uvloop)")
         _within("port", self.port, 0, 65535)
         _within("threads", self.threads, 0, 256)
         _within("max_connections", self.max_connections, 1, 100_000)
@@ -340,6 +347,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
     _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
+    _Option("loop", "--loop", str, "event loop (auto: uvloop when installed)", LOOP_KINDS),
 )
 
 

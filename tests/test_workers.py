@@ -119,6 +119,30 @@ def test_a_killed_worker_is_restarted_and_the_other_serves(
     assert metric(samples, "asr_sessions_active", protocol="v1") == 0
 
 
+def test_workers_exit_when_the_parent_is_killed(two_workers: ServerProcess) -> None:
+    """SIGKILL gives the parent no chance to forward anything: the kernel's parent-death signal
+    makes each worker drain and exit, so no orphan keeps the port."""
+    port = two_workers.wait_listening()
+    pids = [w["pid"] for w in wait_health(port, lambda h: h["workers_ready"] == 2)["workers"]]
+    two_workers.process.kill()
+    two_workers.process.wait(timeout(30))
+    deadline = time.monotonic() + timeout(30)
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if _running(pid)]
+        time.sleep(0.05)
+    assert alive == [], f"workers {alive} outlived their parent"
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited one not yet reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_sigterm_drains_every_worker(
     two_workers: ServerProcess, speech: Speech, fixture_export: Path
 ) -> None:

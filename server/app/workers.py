@@ -23,12 +23,14 @@ The parent
   signal cuts the wait short) and exits 0 once all have exited.
 
 Workers run in their own process group, so a terminal's Ctrl-C reaches only the parent, which
-forwards it once. Linux only (``SO_REUSEPORT`` load balancing); the first address HOST resolves
-to is bound.
+forwards it once. A worker whose parent dies, even by SIGKILL, gets SIGTERM from the kernel
+(``PR_SET_PDEATHSIG``) and drains and exits, so no orphan keeps serving on the port. Linux
+only (``SO_REUSEPORT`` load balancing, ``prctl``); the first address HOST resolves to is bound.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import selectors
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 SLOT_ENV = "STREAMASR_WORKER_SLOT"
 FD_ENV = "STREAMASR_WORKER_FD"
 TABLE_ENV = "STREAMASR_WORKER_TABLE"
+PARENT_ENV = "STREAMASR_WORKER_PARENT"
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process gets when its parent dies."""
 BACKLOG = 1024
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
@@ -74,7 +79,20 @@ def run(config: ServerConfig, argv: Sequence[str] | None) -> int:
 # -- a worker -------------------------------------------------------------------------------------
 
 
+def follow_parent(parent: int) -> bool:
+    """Have the kernel send this worker SIGTERM (drain, then exit) when its parent dies, so a
+    parent killed with SIGKILL leaves no orphan serving on the port; False if the parent is
+    already gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot follow the parent's death: %s", os.strerror(ctypes.get_errno()))
+    return os.getppid() == parent
+
+
 def run_worker(config: ServerConfig) -> int:
+    if not follow_parent(int(os.environ.get(PARENT_ENV, os.getppid()))):
+        log.warning("the parent exited before this worker started: exiting")
+        return 0
     slot = int(os.environ[SLOT_ENV])
     listener = socket.socket(fileno=int(os.environ[FD_ENV]))
     table = StatusTable(Path(os.environ[TABLE_ENV]), config.workers)
@@ -170,6 +188,7 @@ class Supervisor:
             SLOT_ENV: str(slot.index),
             FD_ENV: str(fd),
             TABLE_ENV: str(state_dir / "status"),
+            PARENT_ENV: str(os.getpid()),
         }
         slot.process = subprocess.Popen(self.command, env=env, pass_fds=(fd,), process_group=0)
         slot.started, slot.restart_at = time.monotonic(), None

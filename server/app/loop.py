@@ -7,8 +7,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from streamasr.server.options.loop import uvloop_installed
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -16,7 +14,7 @@ T = TypeVar("T")
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory of the loop ``kind`` names (None: asyncio's default); the config has
     checked that uvloop is installed when ``kind`` is ``uvloop``."""
-    if kind == "asyncio" or (kind == "auto" and not uvloop_installed()):
+    if kind == "asyncio":
         return None
     import uvloop
 

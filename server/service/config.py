@@ -130,9 +130,9 @@ class ServerConfig:
     sessions are punctuated only when this is given (docs/protocol.md)."""
     log_level: str = "INFO"
     log_format: LogFormat = "text"
-    loop: str = "auto"
-    """The event loop: ``asyncio``'s own, ``uvloop`` (libuv; its transports and scheduling cost
-    less CPU per message) or ``auto`` (uvloop when installed)."""
+    loop: str = "asyncio"
+    """The event loop: ``asyncio``'s own or ``uvloop`` (libuv; its transports and scheduling cost
+    less CPU per message, see :data:`~streamasr.server.options.loop.LOOP_KINDS`)."""
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
     """The per-stream defaults built from the window and endpoint settings."""
 
@@ -347,7 +347,7 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
     _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
-    _Option("loop", "--loop", str, "event loop (auto: uvloop when installed)", LOOP_KINDS),
+    _Option("loop", "--loop", str, "event loop (uvloop: less CPU per stream)", LOOP_KINDS),
 )
 
 

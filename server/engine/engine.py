@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from streamasr.server.decoding.factory import Decoders
+from streamasr.server.decoding.beam import stream_windows
+from streamasr.server.decoding.factory import Decoders, stream_decoder
+from streamasr.server.engine.captions import Captioner
 from streamasr.server.engine.preset_rules import with_rule_presets
 from streamasr.server.engine.punctuation import Punctuation
-from streamasr.server.engine.stream import Clock, Stream, make_stream
+from streamasr.server.engine.stream import Clock, Stream
 from streamasr.server.engine.vad import SileroVad
+from streamasr.server.engine.windows import SlidingWindower, WholeWindower, Windower, WindowPlan
+from streamasr.server.errors import StreamConfigError
 from streamasr.server.inference.backend import InferenceBackend, open_backend
 from streamasr.server.inference.config import InferenceConfig
 from streamasr.server.inference.runtime import RuntimeConfig
@@ -91,7 +95,7 @@ class Engine:
     ) -> Stream:
         """A new streaming recognition stream; ``clock`` measures its lag (tests fake it).
         Without ``options``: the model's windows (its manifest's) and the ``auto`` gate."""
-        return make_stream(
+        return _make_stream(
             self.manifest,
             self.scheduler,
             fmt or AudioFormat(),
@@ -107,7 +111,7 @@ class Engine:
     ) -> Stream:
         """A stream that decodes everything it is fed as one window at :meth:`Stream.finish`:
         the full-context reference (endpointing still splits segments; no gate)."""
-        return make_stream(
+        return _make_stream(
             self.manifest,
             self.scheduler,
             fmt or AudioFormat(),
@@ -128,3 +132,55 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _make_stream(
+    manifest: Manifest,
+    scheduler: InferenceBackend,
+    fmt: AudioFormat,
+    options: StreamOptions,
+    *,
+    offline: bool = False,
+    clock: Clock = time.monotonic,
+    vad: SileroVad | None = None,
+    decoders: Decoders | None = None,
+    punctuation: Punctuation | None = None,
+) -> Stream:
+    """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
+    ``clock`` is what its lag (audio received against time passed) is measured with; ``vad``
+    the engine's Silero VAD (for a Silero gate). The windows are settled against the manifest
+    first (:func:`~.presets.resolve_windows`)."""
+    spec = manifest.input
+    punctuate = options.punctuate if options.punctuate is not None else punctuation is not None
+    if punctuate and punctuation is None:
+        raise StreamConfigError("punctuate", True, "this server has no punctuation model")
+    captioner = Captioner(punctuation.batcher.label) if punctuate and punctuation else None
+    decoder = stream_decoder(decoders, manifest, options.decoding)
+    w = stream_windows(decoder, options, manifest.streaming)
+    options = replace(
+        options, left_s=w.left_s, hop_s=w.hop_s, lookahead_s=w.lookahead_s, from_model=frozenset()
+    )
+    windower: Windower
+    if offline:
+        windower = WholeWindower(spec)
+        options = replace(options, gate=None)
+    else:
+        windower = SlidingWindower(
+            WindowPlan.from_seconds(
+                options.left_s, options.hop_s, options.lookahead_s, manifest.input
+            ),
+            spec,
+            manifest.name,
+        )
+    return Stream(
+        manifest,
+        scheduler,
+        fmt=fmt,
+        options=options,
+        windower=windower,
+        decoder=decoder,
+        clock=clock,
+        vad=vad,
+        captioner=captioner,
+        caption_pool=punctuation.pool if punctuation else None,
+    )

@@ -19,35 +19,29 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamasr.server.arrays import Logits
-from streamasr.server.decoding.beam import stream_windows
 from streamasr.server.decoding.ctc import greedy_ids
-from streamasr.server.decoding.factory import Decoders, complete_off_loop, stream_decoder
+from streamasr.server.decoding.factory import complete_off_loop
 from streamasr.server.decoding.greedy import CtcDecoder, letter_ids
 from streamasr.server.engine.audio import AudioIntake
 from streamasr.server.engine.captions import Captioner
 from streamasr.server.engine.endpoint import Endpointer
 from streamasr.server.engine.frontend import model_input
 from streamasr.server.engine.gate import GateRuns, Run
-from streamasr.server.engine.punctuation import Punctuation
 from streamasr.server.engine.vad import SileroVad, make_gate
 from streamasr.server.engine.windows import (
     Samples,
-    SlidingWindower,
-    WholeWindower,
     Window,
     Windower,
-    WindowPlan,
 )
 from streamasr.server.errors import (
     AsrError,
     ModelGeometryError,
-    StreamConfigError,
     StreamStateError,
 )
 from streamasr.server.events import EndReason, Event, Final, Hypothesis, Lagging, Partial, Segment
@@ -351,55 +345,3 @@ class Stream:
         )
         self._segment_index += 1
         return [Final(segment)]
-
-
-def make_stream(
-    manifest: Manifest,
-    scheduler: InferenceBackend,
-    fmt: AudioFormat,
-    options: StreamOptions,
-    *,
-    offline: bool = False,
-    clock: Clock = time.monotonic,
-    vad: SileroVad | None = None,
-    decoders: Decoders | None = None,
-    punctuation: Punctuation | None = None,
-) -> Stream:
-    """A streaming stream, or with ``offline`` the whole-utterance reference on the same path;
-    ``clock`` is what its lag (audio received against time passed) is measured with; ``vad``
-    the engine's Silero VAD (for a Silero gate). The windows are settled against the manifest
-    first (:func:`~.presets.resolve_windows`)."""
-    spec = manifest.input
-    punctuate = options.punctuate if options.punctuate is not None else punctuation is not None
-    if punctuate and punctuation is None:
-        raise StreamConfigError("punctuate", True, "this server has no punctuation model")
-    captioner = Captioner(punctuation.batcher.label) if punctuate and punctuation else None
-    decoder = stream_decoder(decoders, manifest, options.decoding)
-    w = stream_windows(decoder, options, manifest.streaming)
-    options = replace(
-        options, left_s=w.left_s, hop_s=w.hop_s, lookahead_s=w.lookahead_s, from_model=frozenset()
-    )
-    windower: Windower
-    if offline:
-        windower = WholeWindower(spec)
-        options = replace(options, gate=None)
-    else:
-        windower = SlidingWindower(
-            WindowPlan.from_seconds(
-                options.left_s, options.hop_s, options.lookahead_s, manifest.input
-            ),
-            spec,
-            manifest.name,
-        )
-    return Stream(
-        manifest,
-        scheduler,
-        fmt=fmt,
-        options=options,
-        windower=windower,
-        decoder=decoder,
-        clock=clock,
-        vad=vad,
-        captioner=captioner,
-        caption_pool=punctuation.pool if punctuation else None,
-    )

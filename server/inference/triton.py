@@ -53,6 +53,7 @@ from streamasr.server.inference.scheduler import ModelInput, SchedulerConfig
 from streamasr.server.inference.stats import SchedulerObserver, SchedulerStats, StatsRecorder
 from streamasr.server.inference.triton_contract import MAX_BATCH_SIZE, model_name
 from streamasr.server.inference.triton_grpc import GrpcTriton
+from streamasr.server.inference.triton_health import PoolHealth, ReadinessClient, probe
 from streamasr.server.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,11 @@ PROVIDER = "triton"
 """What ``/healthz`` and the model info metric name as the provider."""
 
 
-class TritonClient(Protocol):
+class TritonClient(ReadinessClient, Protocol):
     """The calls of :class:`.triton_grpc.GrpcTriton` the backend makes; failures raise
     tritonclient's ``InferenceServerException`` with the gRPC status."""
 
     async def infer(self, model_name: str, batch: Logits, *, timeout: float) -> Logits: ...
-
-    async def is_server_ready(self, *, client_timeout: float) -> bool: ...
-
-    async def is_model_ready(self, model_name: str, *, client_timeout: float) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -136,8 +133,7 @@ class TritonBackend:
         self._incoming: list[tuple[ModelInput, Future[Logits]]] = []
         """Windows submitted and not yet taken by the loop."""
         self._tasks: set[asyncio.Task[None]] = set()
-        self._available = False
-        self._problem: str | None = "not started"
+        self._health = PoolHealth(inference.url, model)
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -200,11 +196,11 @@ class TritonBackend:
 
     @property
     def available(self) -> bool:
-        return self._available
+        return self._health.available
 
     @property
     def problem(self) -> str | None:
-        return self._problem
+        return self._health.problem
 
     @property
     def queued(self) -> int:
@@ -239,8 +235,8 @@ class TritonBackend:
             loop = self._loop
             if self._stopping or loop is None:
                 raise SchedulerClosedError()
-            if not self._available:
-                raise InferenceUnavailableError(self.inference.url, self._problem or "down")
+            if not self._health.available:
+                raise InferenceUnavailableError(self.inference.url, self._health.problem or "down")
             if len(self._inflight) + len(windows) > self.config.max_queue:
                 raise SchedulerOverloadedError(len(self._inflight))
             futures: list[Future[Logits]] = [Future() for _ in windows]
@@ -314,7 +310,7 @@ class TritonBackend:
                 if not status.endswith("UNAVAILABLE"):
                     raise InferenceError(f"Triton model {self.model}: {exc}") from None
                 if attempt >= self.inference.retries:
-                    self._set_problem(f"{exc.message()} ({attempt + 1} attempts)")
+                    self._health.record(f"{exc.message()} ({attempt + 1} attempts)")
                     raise InferenceUnavailableError(self.inference.url, exc.message()) from None
                 await self._sleep(self.inference.retry_backoff_s * 2**attempt)
                 attempt += 1
@@ -353,39 +349,10 @@ class TritonBackend:
             await self._probe()
 
     async def _probe(self) -> bool:
-        """server_ready and model_ready within the deadline; records the outcome."""
-        client, timeout = self._client, self.inference.timeout_s
-        problem: str | None = None
-        try:
-            if client is None:
-                problem = "no client"
-            elif not await asyncio.wait_for(
-                client.is_server_ready(client_timeout=timeout), timeout
-            ):
-                problem = "the server is not ready"
-            elif not await asyncio.wait_for(
-                client.is_model_ready(self.model, client_timeout=timeout), timeout
-            ):
-                problem = f"model {self.model} is not ready"
-        except TimeoutError:
-            problem = f"no health reply within {timeout:g} s"
-        except InferenceServerException as exc:
-            problem = str(exc.message() or exc)
-        except Exception as exc:  # the pool's failures must not stop the watcher
-            problem = f"{type(exc).__name__}: {exc}"
-        self._set_problem(problem)
+        """Probe the pool (:func:`.triton_health.probe`) and record the outcome."""
+        problem = await probe(self._client, self.model, self.inference.timeout_s)
+        self._health.record(problem)
         return problem is None
-
-    def _set_problem(self, problem: str | None) -> None:
-        """Record a probe's or a request's outcome; log changes only."""
-        with self._lock:
-            was_available, was_problem = self._available, self._problem
-            self._available = problem is None
-            self._problem = problem
-        if problem is None and not was_available:
-            log.info("Triton at %s serves %s", self.inference.url, self.model)
-        elif problem is not None and (was_available or problem != was_problem):
-            log.warning("Triton at %s is unavailable: %s", self.inference.url, problem)
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,15 +1,16 @@
 """``ServerConfig``: every setting of ``asr-server`` in one frozen, validated object.
 
 Each setting is a flag and an environment variable (``--max-batch`` / ``ASR_MAX_BATCH``); the flag
-wins over the variable, the variable over the default. :func:`load_config` reads both and
-:class:`ServerConfig` checks every value, raising :class:`~.errors.ServerConfigError`.
+wins over the variable, the variable over the default (the table of flags is
+:mod:`.flags`). :func:`load_config` reads both and :class:`ServerConfig` checks every value,
+raising :class:`~.errors.ServerConfigError`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -32,11 +33,10 @@ from streamasr.server.options.stream import (
     DEFAULT_MAX_SEGMENT_S,
     StreamOptions,
 )
+from streamasr.server.service.flags import LOG_LEVELS, OPTIONS, flag_name
 
 Precision = Literal["auto", "fp32", "fp16", "int8"]
 LogFormat = Literal["text", "json"]
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-ENV_PREFIX = "ASR_"
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class ServerConfig:
             self.inference_config()
             self.decoder_settings()
         except StreamConfigError as exc:
-            raise ServerConfigError(_flag_name(exc.option), exc.value, str(exc)) from None
+            raise ServerConfigError(flag_name(exc.option), exc.value, str(exc)) from None
         object.__setattr__(self, "stream_options", options)
 
     def _stream_options(self) -> StreamOptions:
@@ -262,7 +262,7 @@ class ServerConfig:
 
 
 def _fail(name: str, value: object, problem: str) -> None:
-    raise ServerConfigError(_flag_name(name), value, problem)
+    raise ServerConfigError(flag_name(name), value, problem)
 
 
 def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
@@ -273,82 +273,6 @@ def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
 def _within(name: str, value: float, low: float, high: float) -> None:
     if isinstance(value, bool) or not low <= value <= high:
         _fail(name, value, f"allowed: {low:g} to {high:g}")
-
-
-# -- flags and environment ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Option:
-    field: str
-    flag: str
-    parse: Callable[[str], Any]
-    help: str
-    choices: tuple[str, ...] | None = None
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
-
-
-def _origins(text: str) -> tuple[str, ...]:
-    return tuple(o.strip() for o in text.split(",") if o.strip())
-
-
-def _optional_path(text: str) -> Path | None:
-    return Path(text).expanduser() if text else None
-
-
-OPTIONS: tuple[_Option, ...] = (
-    _Option("model", "--model", str, "asr-export folder, or alias / hub id / checkpoint folder"),
-    _Option("models_dir", "--models-dir", Path, "cache of exports made on first start"),
-    _Option("language", "--language", str, "language code when exporting MMS"),
-    _Option("precision", "--precision", str, "model file", ("auto", "fp32", "fp16", "int8")),
-    _Option("device", "--device", str, "inference device", ("auto", "cpu", "cuda")),
-    _Option("inference", "--inference", str, "local, or triton://HOST:PORT (a Triton pool)"),
-    _Option("triton_model", "--triton-model", str, "Triton model name (default NAME-PRECISION)"),
-    _Option("triton_timeout_s", "--triton-timeout", float, "seconds per Triton request"),
-    _Option("host", "--host", str, "interface to bind (0.0.0.0: all)"),
-    _Option("port", "--port", int, "TCP port (0: any free port)"),
-    _Option("left_s", "--left", float, "window left context, s (none: the model's)"),
-    _Option("hop_s", "--hop", float, "window hop, s: how often partials come (none: the model's)"),
-    _Option("lookahead_s", "--lookahead", float, "window lookahead, s (none: the model's)"),
-    _Option("preset", "--preset", str, "latency preset of the model's manifest", PRESET_NAMES),
-    _Option("gate", "--gate", str, "voice-activity gate (auto: silero if exported)", GATE_KINDS),
-    _Option("endpoint_ms", "--endpoint-ms", int, "silence that ends a segment, ms"),
-    _Option("max_segment_s", "--max-segment-s", float, "longest segment, seconds"),
-    _Option("threads", "--threads", int, "onnxruntime intra-op threads per worker"),
-    _Option("max_batch", "--max-batch", int, "most windows per inference call"),
-    _Option("max_wait_ms", "--max-wait-ms", float, "longest a window waits to fill a batch"),
-    _Option("max_queue", "--max-queue", int, "windows queued for inference, all sessions"),
-    _Option("max_connections", "--max-connections", int, "concurrent websocket sessions"),
-    _Option("max_message_bytes", "--max-message-bytes", int, "largest message (close 1009)"),
-    _Option("idle_timeout_s", "--idle-timeout", float, "seconds without a message (close 1001)"),
-    _Option("min_audio_s", "--min-audio", float, "audio seconds due per --min-audio-window (1001)"),
-    _Option("min_audio_window_s", "--min-audio-window", float, "seconds of wall time, see above"),
-    _Option("max_handshakes", "--max-handshakes", int, "connections still in their handshake"),
-    _Option("handshake_timeout_s", "--handshake-timeout", float, "seconds to finish the handshake"),
-    _Option("max_write_buffer_bytes", "--max-write-buffer", int, "outgoing bytes per peer (drop)"),
-    _Option("max_session_s", "--max-session-seconds", float, "audio seconds per session (1008)"),
-    _Option("max_upload_bytes", "--max-upload-bytes", int, "largest HTTP upload (413)"),
-    _Option("max_transcriptions", "--max-transcriptions", int, "HTTP jobs at once (429)"),
-    _Option("auth_token", "--auth-token", str, "required bearer token (prefer ASR_AUTH_TOKEN)"),
-    _Option("allowed_origins", "--allowed-origins", _origins, "comma-separated browser origins"),
-    _Option("tls_cert", "--tls-cert", _optional_path, "PEM certificate (serve wss://)"),
-    _Option("tls_key", "--tls-key", _optional_path, "PEM private key"),
-    _Option("shutdown_timeout_s", "--shutdown-timeout", float, "seconds to flush on SIGTERM"),
-    _Option("workers", "--workers", int, "frontend processes on the port (Linux)"),
-    _Option("lm", "--lm", _optional_path, "KenLM file (ARPA/binary): beam search with it"),
-    _Option("beam_width", "--beam-width", int, "beams of the LM/hotword search (1 to 128)"),
-    _Option("lm_weight", "--lm-weight", float, "weight of the LM's log probabilities"),
-    _Option("word_score", "--word-score", float, "score added per word (beam search)"),
-    _Option("hotwords", "--hotwords", _optional_path, "file of phrases to boost, one a line"),
-    _Option("punctuation", "--punctuation", _optional_path, "punctuation model folder (captions)"),
-    _Option("hotword_weight", "--hotword-weight", float, "bonus per letter of a hotword"),
-    _Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
-    _Option("log_format", "--log-format", str, "log line format", ("text", "json")),
-    _Option("loop", "--loop", str, "event loop (uvloop: less CPU per stream)", LOOP_KINDS),
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,10 +326,3 @@ def load_config(
     if "model" not in values:
         raise ServerConfigError("--model", None, "required (or set ASR_MODEL)")
     return ServerConfig(**values)
-
-
-def _flag_name(field_name: str) -> str:
-    for option in OPTIONS:
-        if option.field == field_name:
-            return option.flag
-    return field_name

@@ -19,8 +19,7 @@ import logging
 import os
 import re
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,7 +39,7 @@ from streamasr.server.inference.runtime import RuntimeConfig
 from .browser_cdp import DevTools, Page, find_chromium, launch, open_page
 from .client_support import ParsedCue, padded_wav, parse_srt, parse_vtt
 from .service_util import ServerThread, http_get, server_config
-from .timeouts import timeout
+from .timeouts import wait_until
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -166,20 +165,11 @@ def download(page: Page, folder: Path, button: str, suffix: str) -> str:
         progress = page.devtools.of("Browser.downloadProgress")[before:]
         return [p for p in progress if p["state"] == "completed"]
 
-    guid = wait_until(completed, f"the {suffix} download to complete")[0]["guid"]
+    guid = wait_until(completed, f"the {suffix} download to complete", 15.0, 0.1)[0]["guid"]
     begun = next(b for b in page.devtools.of("Browser.downloadWillBegin") if b["guid"] == guid)
     name = str(begun["suggestedFilename"])
     assert name.endswith(suffix), name
     return (folder / name).read_text(encoding="utf-8")
-
-
-def wait_until(check: Callable[[], T], what: str, seconds: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout(seconds)
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout(seconds):.0f} s for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def finals_received(page: Page) -> list[FinalResult]:
@@ -543,7 +533,9 @@ def test_labels_and_offered_choices(
         page.call(
             "Fetch.fulfillRequest",
             {
-                "requestId": wait_until(paused, "the page's /healthz request")[0]["requestId"],
+                "requestId": wait_until(paused, "the page's /healthz request", 15.0, 0.1)[0][
+                    "requestId"
+                ],
                 "responseCode": 200,
                 "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
                 "body": body,
@@ -560,7 +552,9 @@ def test_labels_and_offered_choices(
         page.choose("#preset", "accurate")
         page.choose("#language", "de")
         page.set_files("#file", [audio_files[0]])
-        start = wait_until(lambda: page.websocket_messages(sent=True), "the start message")[0]
+        start = wait_until(
+            lambda: page.websocket_messages(sent=True), "the start message", 15.0, 0.1
+        )[0]
         assert start["preset"] == "accurate" and start["language"] == "de", start
         page.wait_for(f"['idle', 'error'].includes({STATE}.state)", "the session to end")
 

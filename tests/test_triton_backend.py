@@ -63,7 +63,7 @@ from .service_util import (
     start_text,
     stream_v1,
 )
-from .timeouts import timeout
+from .timeouts import timeout, wait_until
 from .triton_util import free_ports, triton_command
 
 URL = "triton://pool.invalid:8001"
@@ -339,17 +339,9 @@ def test_the_watcher_follows_the_pool(fake: FakeTriton) -> None:
     with make_backend(fake, health_interval_s=0.01) as backend:
         assert backend.available
         fake.server_ready = False
-        wait_until(lambda: not backend.available)
+        wait_until(lambda: not backend.available, "the backend to turn unavailable", every=0.005)
         fake.server_ready = True
-        wait_until(lambda: backend.available)
-
-
-def wait_until(condition: Any, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout(seconds)
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
+        wait_until(lambda: backend.available, "the backend to turn available", every=0.005)
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -576,13 +568,17 @@ def test_triton_killed_mid_stream_then_back(
             assert cut.error is not None and cut.error["code"] == "inference_unavailable"
             assert cut.code == 1013
 
-            wait_until(lambda: http_get(server.port, "/healthz").status == 503)
+            wait_until(
+                lambda: http_get(server.port, "/healthz").status == 503, "/healthz 503", every=0.005
+            )
             health = http_get(server.port, "/healthz").json()
             assert health["status"] == "inference_unavailable" and health["error"]
             assert asyncio.run(refused_status(server.ws_url())) == 503
 
             pool.start()  # the same ports
-            wait_until(lambda: http_get(server.port, "/healthz").status == 200, 30.0)
+            wait_until(
+                lambda: http_get(server.port, "/healthz").status == 200, "/healthz 200", 30.0, 0.005
+            )
             samples, file_rate = audio[1]
             again = asyncio.run(stream_v1(server.ws_url(), samples, file_rate))
             with Engine(fixture_export, EngineConfig(RuntimeConfig(device="cpu"))) as engine:

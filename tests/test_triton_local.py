@@ -29,7 +29,7 @@ from streamasr.server.manifest import Manifest, read_manifest
 from streamasr.server.triton.launcher import find_python, main, model_spec
 from streamasr.server.triton.serve import OnnxCallable, ServeSpec
 
-from .timeouts import timeout
+from .timeouts import timeout, wait_until
 from .triton_util import free_ports, triton_command
 
 START_TIMEOUT_S = timeout(90.0)
@@ -123,12 +123,10 @@ class Server:
         """:meth:`counts` once at least ``inferences`` are counted: Triton updates its
         statistics after the responses have gone out, so a client that has every answer can
         read counts that lack the last executions (seen on a loaded 2-core machine)."""
-        deadline = time.monotonic() + timeout(10)
-        while True:
-            counts = self.counts(precision)
-            if counts[0] >= inferences or time.monotonic() > deadline:
-                return counts
-            time.sleep(0.02)
+        wait_until(
+            lambda: self.counts(precision)[0] >= inferences, f"{inferences} inferences", 10.0
+        )
+        return self.counts(precision)
 
 
 def _settle(future: Future[NDArray[np.float32]], manifest: Manifest) -> Any:

@@ -28,7 +28,7 @@ from .service_util import (
     stream_v1,
 )
 from .test_service_cli import ServerProcess
-from .timeouts import timeout
+from .timeouts import timeout, wait_until
 
 SESSIONS = 16
 Speech = list[tuple[np.ndarray[Any, np.dtype[np.float32]], int]]
@@ -126,12 +126,7 @@ def test_workers_exit_when_the_parent_is_killed(two_workers: ServerProcess) -> N
     pids = [w["pid"] for w in wait_health(port, lambda h: h["workers_ready"] == 2)["workers"]]
     two_workers.process.kill()
     two_workers.process.wait(timeout(30))
-    deadline = time.monotonic() + timeout(30)
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in pids if _running(pid)]
-        time.sleep(0.05)
-    assert alive == [], f"workers {alive} outlived their parent"
+    wait_until(lambda: not any(_running(pid) for pid in pids), "the workers to exit", 30.0)
 
 
 def _running(pid: int) -> bool:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 VARIABLE = "ASR_TEST_TIMEOUT_FACTOR"
+T = TypeVar("T")
 
 
 def _read_factor() -> float:
@@ -31,3 +35,17 @@ FACTOR = _read_factor()
 def timeout(seconds: float) -> float:
     """``seconds`` scaled by :data:`FACTOR`: how long a test waits for something."""
     return seconds * FACTOR
+
+
+def wait_until(
+    check: Callable[[], T], what: str = "the condition", seconds: float = 5.0, every: float = 0.02
+) -> T:
+    """Call ``check`` every ``every`` seconds until it returns something true, and return that;
+    AssertionError naming ``what`` after :func:`timeout` of ``seconds``. For state another
+    process or thread changes (a fake clock cannot advance it)."""
+    deadline = time.monotonic() + timeout(seconds)
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout(seconds):.0f} s for {what}")
+        time.sleep(every)
+    return value

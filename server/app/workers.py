@@ -90,7 +90,7 @@ def follow_parent(parent: int) -> bool:
 
 
 def run_worker(config: ServerConfig) -> int:
-    if not follow_parent(int(os.environ.get(PARENT_ENV, os.getppid()))):
+    if not follow_parent(int(os.environ[PARENT_ENV])):
         log.warning("the parent exited before this worker started: exiting")
         return 0
     slot = int(os.environ[SLOT_ENV])

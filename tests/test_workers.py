@@ -129,6 +129,12 @@ def test_workers_exit_when_the_parent_is_killed(two_workers: ServerProcess) -> N
     wait_until(lambda: not any(_running(pid) for pid in pids), "the workers to exit", 30.0)
 
 
+def audio_received(port: int) -> float:
+    """Seconds of audio the workers have read from their clients, all workers together."""
+    samples = parse_exposition(http_get(port, "/metrics").body.decode())
+    return metric(samples, "asr_audio_seconds_total")
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` is a live process (an exited one not yet reaped counts as gone)."""
     try:
@@ -155,6 +161,13 @@ def test_sigterm_drains_every_worker(
             wait_health,
             port,
             lambda h: h["sessions"] == SESSIONS and all(w["sessions"] for w in h["workers"]),
+        )
+        # Open sessions are not enough: a session's audio may still be on its way, and audio the
+        # server has not received has no final to flush. Each recording is one message of more
+        # than a second, which the server counts in /metrics as soon as it reads it.
+        sent = sum(len(s) / r for s, r in speech)
+        await asyncio.to_thread(
+            wait_until, lambda: audio_received(port) >= sent - 1e-6, "every session's audio", 60.0
         )
         two_workers.process.send_signal(signal.SIGTERM)
         return list(await asyncio.gather(*tasks))

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.messages import Assembler
+from websockets.frames import Frame, Opcode
 
 from bench.common.scoring import wer
 from streamasr.server.engine.offline import stream_array, transcribe
@@ -24,6 +29,7 @@ from .service_util import (
     Pause,
     ServerThread,
     as_received,
+    chunks,
     converse,
     encode,
     finals_preceded_by_partials,
@@ -35,8 +41,10 @@ from .service_util import (
     server_config,
     start_text,
     stream_v1,
+    to_s16,
     vosk_lockstep,
 )
+from .timeouts import timeout
 
 log = logging.getLogger(__name__)
 
@@ -265,3 +273,50 @@ def test_a_stalled_client_is_told_it_lags(server: ServerThread, tts_set: DevSet)
     assert outcome.text == expected
     after = parse_exposition(http_get(server.port, "/metrics").body.decode())
     assert metric(after, "asr_lag_events_total") == metric(before, "asr_lag_events_total") + 1
+
+
+FAST_FRAME = 320
+"""20 ms at 16 kHz: the frames of a live client, which the session takes without its task."""
+
+
+def test_audio_frames_skip_the_message_queue_and_keep_their_order(
+    server: ServerThread, tts_set: DevSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole binary messages are taken in the connection's data callback while the session
+    waits (server/service/framing.py): websockets' queue sees few of them. Fragmented
+    messages still go through websockets, in order with the rest, and the finals are the
+    engine's own stream of the same samples."""
+    queued = {"binary": 0}
+    put = Assembler.put
+
+    def counting_put(self: Assembler, frame: Frame) -> None:
+        if frame.opcode is Opcode.BINARY:
+            queued["binary"] += 1
+        put(self, frame)
+
+    monkeypatch.setattr(Assembler, "put", counting_put)
+    samples, rate = read_mono(tts_set[2][0])
+    samples = resample(samples, rate, 16000)
+    pieces = chunks(to_s16(samples).tobytes(), FAST_FRAME * 2)
+    fragmented = pieces[3::7]  # sent in two frames each: websockets reassembles them
+
+    async def run() -> list[dict[str, Any]]:
+        async with connect(server.ws_url(), compression=None, open_timeout=timeout(30)) as ws:
+            await ws.send(start_text(16000))
+            for index, piece in enumerate(pieces):
+                if index % 7 == 3:
+                    await ws.send([piece[:100], piece[100:]])
+                else:
+                    await ws.send(piece)
+                await asyncio.sleep(0.004)
+            await ws.send(STOP)
+            return [json.loads(message) async for message in ws]
+
+    messages = asyncio.run(run())
+    assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end", messages[-1:]
+    text = " ".join(m["text"] for m in messages if m["type"] == "final")
+    received = as_received(samples, "s16le")
+    expected = stream_array(server.engine, received, 16000, frame_sizes=[FAST_FRAME]).text
+    assert text and text == expected
+    assert messages[-1]["audio_seconds"] == pytest.approx(received.size / 16000, abs=1e-3)
+    assert len(fragmented) <= queued["binary"] < len(pieces) // 2, (queued, len(pieces))

@@ -95,6 +95,15 @@ async def _result_async(item: _Pending) -> Logits | None:
     return logits
 
 
+@dataclass(frozen=True)
+class Fed:
+    """A frame taken by :meth:`Stream.feed_now`: the events it gave at once, and the windows it
+    completed (empty for most frames)."""
+
+    events: list[Event]
+    windows: list[Window]
+
+
 class Stream:
     """A stream of one model; made by :class:`~streamasr.server.engine.engine.Engine`."""
 
@@ -188,11 +197,22 @@ class Stream:
     async def feed_async(self, data: RawAudio) -> list[Event]:
         """:meth:`feed` for an event loop: inference is awaited, never blocked on. A frame that
         completes no window (most of them) returns without suspending."""
+        fed = self.feed_now(data)
+        if not fed.windows:
+            return fed.events
+        return await self.decode_async(fed)
+
+    def feed_now(self, data: RawAudio) -> Fed:
+        """The part of :meth:`feed_async` that never waits: take the frame, and return the
+        windows it completed, not decoded yet (hand them to :meth:`decode_async`, before the
+        next frame). Most frames complete none, and are then done: the session calls this from
+        the socket's data callback, with no task switch per frame."""
         events = self._start_feed()
-        windows = self._windows(data)
-        if not windows:
-            return events
-        return events + await self._run_async(windows)
+        return Fed(events, self._windows(data))
+
+    async def decode_async(self, fed: Fed) -> list[Event]:
+        """Decode the windows a :meth:`feed_now` completed; its events, then theirs."""
+        return fed.events + await self._run_async(fed.windows)
 
     async def finish_async(self) -> list[Event]:
         """:meth:`finish` for an event loop."""

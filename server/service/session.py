@@ -9,6 +9,14 @@ limits, timeouts, what is flushed before an error) is the conversation's.
 It reads one message at a time and awaits the engine before reading the next, so a client that
 sends faster than the server decodes is held back by websockets' bounded receive queue and TCP,
 not buffered here.
+
+Audio frames mostly skip the task: while the task waits for a message with nothing queued, the
+connection hands each whole binary message straight to :meth:`Session.take_audio`, in the
+socket's data callback. That runs the conversation and the stream's :meth:`~.Stream.feed_now`
+at once; when they produce anything that must be awaited (windows to decode, a message to send,
+a close), those actions are handed over to the task, which it wakes to carry them out, and no
+frame is taken until it waits again. Order and back-pressure stay those of the task: it is the
+one reader whenever there is something to await.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,7 +36,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from streamasr.server.engine.engine import Engine
-from streamasr.server.engine.stream import Stream
+from streamasr.server.engine.stream import Fed, Stream
 from streamasr.server.errors import MessageTooBigError
 from streamasr.server.protocol.admission import Mode, first_dialect
 from streamasr.server.protocol.clientjson import is_v1_message
@@ -49,10 +57,22 @@ from streamasr.server.protocol.openai.realtime_conversation import RealtimeConve
 from streamasr.server.protocol.v1 import CloseCode, encode, error_spec
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.metrics import ServiceMetrics
+from streamasr.server.service.transport import GuardedConnection
 
 log = logging.getLogger(__name__)
 
 """``auto`` (the root path): v1 when the first message is a JSON object with a ``type``."""
+
+
+@dataclass(frozen=True)
+class Decode:
+    """Decode the windows a frame taken by :meth:`Session.take_audio` completed (the
+    continuation of its :class:`~.conversation.Feed`, handed over to the task)."""
+
+    fed: Fed
+
+
+Step = Action | Decode
 
 
 @dataclass
@@ -101,6 +121,10 @@ class Session:
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_at = math.inf
         self._counted: str | None = None
+        self._handover: list[Step] = []
+        """Actions of taken audio that the task carries out before anything else."""
+        self._wire = ws if isinstance(ws, GuardedConnection) else None
+        """The connection that offers binary messages to :meth:`take_audio` (None: it cannot)."""
 
     def _conversation(self, dialect: Literal["v1", "vosk", "realtime"]) -> Conversation:
         config = self.context.config
@@ -141,7 +165,7 @@ class Session:
             self._opened(self.mode)
         try:
             await self._execute(self.conversation.greeting())
-            while self.conversation.state is not State.CLOSED:
+            while self.conversation.state is not State.CLOSED or self._handover:
                 await self._execute(await self._next())
         except ConnectionClosed as exc:
             self._peer_closed(exc)
@@ -163,8 +187,11 @@ class Session:
         self.context.metrics.session_opened(dialect)
         self.log.info("%s session from %s", dialect, self.ws.remote_address)
 
-    async def _next(self) -> list[Action]:
+    async def _next(self) -> Sequence[Step]:
         """What the conversation does next: with a message, on its deadline, or on shutdown."""
+        if self._handover:
+            steps, self._handover = self._handover, []
+            return steps
         conversation = self.conversation
         try:
             if self.context.stopping.is_set():
@@ -198,6 +225,8 @@ class Session:
         if self._alarm_at > due:
             self._set_alarm(due)
         self._receiving = True
+        if self._wire is not None and self.mode != "auto":
+            self._wire.take_audio = self.take_audio
         try:
             return await self.ws.recv()
         except asyncio.CancelledError:
@@ -207,6 +236,52 @@ class Session:
             return None
         finally:
             self._receiving = self._interrupted = False
+            if self._wire is not None:
+                self._wire.take_audio = None
+
+    def take_audio(self, data: bytes) -> bool:
+        """A binary message, taken now, in the connection's data callback, while the task waits
+        in ``recv()`` with nothing queued (False: not taken, websockets queues it for the task).
+
+        Taken only when the conversation is streaming and within its deadline, and the server
+        is not stopping; whatever it leads to that must be awaited is handed over to the task
+        (:attr:`_handover`), which is woken for it, and nothing more is taken until then."""
+        conversation = self.conversation
+        if (
+            self._handover
+            or not self._receiving
+            or conversation.state is not State.STREAMING
+            or self.context.stopping.is_set()
+            or self.context.clock() >= conversation.deadline()
+        ):
+            return False
+        try:
+            steps = self._run_now(conversation.receive(data))
+        except Exception as exc:
+            steps = list(conversation.fail(exc))
+        if steps:
+            self._handover = steps
+            if self._wire is not None:
+                self._wire.take_audio = None
+            self._interrupt()
+        return True
+
+    def _run_now(self, actions: list[Action]) -> list[Step]:
+        """Carry out the actions that need no waiting (feeding frames that complete no window);
+        the steps left from the first one that does."""
+        steps: deque[Step] = deque(actions)
+        while steps and isinstance(steps[0], Feed):
+            feed = steps.popleft()
+            assert isinstance(feed, Feed)
+            try:
+                fed = self._opened_stream().feed_now(feed.data)
+            except Exception as exc:
+                return list(self.conversation.fail(exc))
+            if fed.windows:
+                steps.appendleft(Decode(fed))
+                break
+            steps.extend(self.conversation.stream_events(fed.events))
+        return list(steps)
 
     def _set_alarm(self, when: float) -> None:
         if self._alarm is not None:
@@ -245,8 +320,8 @@ class Session:
 
     # -- actions --------------------------------------------------------------------------------
 
-    async def _execute(self, actions: list[Action]) -> None:
-        pending = deque(actions)
+    async def _execute(self, actions: Sequence[Step]) -> None:
+        pending: deque[Step] = deque(actions)
         while pending:
             action = pending.popleft()
             try:
@@ -258,10 +333,12 @@ class Session:
                 continue
             pending.extend(more)
 
-    async def _act(self, action: Action) -> list[Action]:
+    async def _act(self, action: Step) -> list[Action]:
         conversation = self.conversation
         if isinstance(action, Feed):  # most actions: first
             return conversation.stream_events(await self._opened_stream().feed_async(action.data))
+        if isinstance(action, Decode):
+            return conversation.stream_events(await self._opened_stream().decode_async(action.fed))
         if isinstance(action, Send):
             await self.ws.send(encode(action.message))
         elif isinstance(action, Open):

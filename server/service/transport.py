@@ -20,6 +20,12 @@ waits for a reader without a deadline. :class:`GuardedConnection` closes those g
   in websockets' ``open_timeout``, which would cut a long transcription.
 
 Each drop is counted through ``on_drop(reason)`` and logged once per connection.
+
+Once open, a connection splits what it receives into frames itself (:mod:`.framing`) and offers
+each whole binary message to :attr:`GuardedConnection.take_audio`, the session's synchronous
+intake, which the session sets only while it waits for a message; what it does not take, and
+every other frame, goes to websockets' parser unchanged. A connection whose request was not
+received cleanly (bytes after it before the handshake's answer) leaves all framing to websockets.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import CONNECTING
+from websockets.protocol import CONNECTING, OPEN
 
 from streamasr.server.service.exchange import HttpExchange
+from streamasr.server.service.framing import FrameSplitter
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +114,13 @@ class GuardedConnection(ServerConnection):
         self.exchange: HttpExchange | None = None
         """The HTTP exchange this connection serves instead of a handshake (a POST)."""
         self._exchange_started: asyncio.Future[None] = self.loop.create_future()
+        self.take_audio: Callable[[bytes], bool] | None = None
+        """Takes a whole binary message now (True) or leaves it to websockets' queue (False);
+        set by the session while it waits in ``recv()`` with nothing queued, cleared by the
+        connection as soon as it queues a data frame (messages stay in order)."""
+        self._splitter: FrameSplitter | None = None
+        self._may_split = False
+        """The request ended a received chunk exactly: the next bytes start a frame."""
 
     # -- the handshake ----------------------------------------------------------------------------
 
@@ -176,7 +190,46 @@ class GuardedConnection(ServerConnection):
             return  # answered or aborted: discard the rest of the request
         if not self._method_checked and self._refuse_method(data):
             return
+        if self._splitter is not None:
+            self._split(data)
+            return
+        if self._may_split and self.protocol.state is OPEN:
+            self._splitter = FrameSplitter(self._max_size())
+            self._split(data)
+            return
+        requested = self.request_rcvd.done()
         super().data_received(data)
+        self._may_split = (
+            not requested
+            and self.request_rcvd.done()
+            and data.endswith(b"\r\n\r\n")
+            and not self.protocol.reader.buffer
+        )
+
+    def _split(self, data: bytes) -> None:
+        """Offer each whole binary message to :attr:`take_audio`; the rest to websockets."""
+        splitter = self._splitter
+        if splitter is None:  # pragma: no cover - only called while splitting
+            super().data_received(data)
+            return
+        for frame in splitter.split(data):
+            if frame.oversized:  # websockets closes 1009; it reads everything from here on
+                self._splitter = None
+                self.take_audio = None
+                super().data_received(bytes(frame.raw))
+                return
+            take = self.take_audio
+            offered = take is not None and frame.audio and self.protocol.state is OPEN
+            if offered and take is not None and take(frame.payload()):
+                continue
+            if frame.first & 0x08 == 0:  # a data frame: queued behind it, nothing is taken
+                self.take_audio = None
+            super().data_received(bytes(frame.raw))
+
+    def _max_size(self) -> int | None:
+        sizes = [self.protocol.max_message_size, self.protocol.max_fragment_size]
+        limits = [size for size in sizes if size is not None]
+        return min(limits) if limits else None
 
     def _refuse_method(self, data: bytes) -> bool:
         """Answer 405 to a method other than GET and HEAD (True when it did)."""

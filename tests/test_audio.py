@@ -179,3 +179,20 @@ def test_other_formats_are_never_held() -> None:
     frame = s16_frames(noise(960, seed=9), 960)[0]
     out = intake.hold(frame, due=1 << 40)
     assert out is not None
+    assert intake.hold_room(due=1 << 40) == 0  # nothing for a caller to gather either
+
+
+@pytest.mark.parametrize("due", [1, 700, 1000, 1600, 5000])
+def test_hold_room_is_what_hold_keeps(due: int) -> None:
+    """Frames adding up to less than ``hold_room`` bytes are held; the one that reaches it
+    releases them all (what lets the session gather frames and hand them in as one)."""
+    frames = s16_frames(noise(4000, seed=10), 160)
+    intake = AudioIntake(AudioFormat())
+    assert intake.hold(frames[0], due) is None or due <= 160
+    room, gathered = intake.hold_room(due), 0
+    for frame in frames[1:]:
+        gathered += len(frame)
+        released = intake.hold(frame, due)
+        assert (released is None) == (gathered < room), (gathered, room)
+        if released is not None:
+            break

@@ -8,7 +8,7 @@ import random
 import pytest
 from websockets.frames import Frame, Opcode
 
-from streamasr.server.service.framing import FrameSplitter, SplitFrame
+from streamasr.server.service.framing import FrameSplitter, SplitFrame, whole_audio
 
 LENGTHS = (0, 1, 125, 126, 640, 65535, 65536, 70000)
 """Payload sizes on both sides of the 7-bit, 16-bit and 64-bit length encodings."""
@@ -114,3 +114,19 @@ def test_it_holds_no_more_than_the_incomplete_frame() -> None:
     assert splitter.held == 300
     (whole,) = splitter.split(frame[300:] + frame[:1])
     assert bytes(whole.raw) == frame and splitter.held == 1
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_one_whole_binary_message_is_read_without_the_splitter(length: int) -> None:
+    payload = random.Random(length).randbytes(length)
+    frame = Frame(Opcode.BINARY, payload).serialize(mask=True, extensions=[])
+    expected = payload if length < 65536 else None  # 64-bit lengths take the splitter
+    assert whole_audio(frame, max_size=1 << 20) == expected
+    assert whole_audio(frame + b"\x82", max_size=1 << 20) is None  # more than one frame
+    assert whole_audio(frame[:-1], max_size=1 << 20) is None  # incomplete
+    assert whole_audio(frame, max_size=length - 1) is None  # over the size limit
+    text = Frame(Opcode.TEXT, payload[:100]).serialize(mask=True, extensions=[])
+    unmasked = Frame(Opcode.BINARY, payload).serialize(mask=False, extensions=[])
+    partial = Frame(Opcode.BINARY, payload, fin=False).serialize(mask=True, extensions=[])
+    assert whole_audio(text, 1 << 20) is whole_audio(unmasked, 1 << 20) is None
+    assert whole_audio(partial, 1 << 20) is None

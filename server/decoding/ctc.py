@@ -31,16 +31,22 @@ def is_special_token(token: str) -> bool:
 
 def ids_to_text(ids: list[int], vocab: Vocabulary) -> str:
     """Join symbols into text; the word delimiter becomes a single space."""
-    pieces: list[str] = []
-    for i in ids:
-        token = vocab.tokens[i]
-        if token == vocab.word_delimiter:
-            pieces.append(" ")
-        elif is_special_token(token):
-            continue  # special tokens (<s>, </s>, <unk>) carry no text
-        else:
-            pieces.append(token)
-    return " ".join("".join(pieces).split())
+    return pieces_to_text(text_pieces(vocab), ids)
+
+
+def text_pieces(vocab: Vocabulary) -> tuple[str, ...]:
+    """What each symbol writes: a space for the word delimiter, nothing for special tokens
+    (``<s>``, ``</s>``, ``<unk>``), the token itself otherwise."""
+    return tuple(
+        " " if token == vocab.word_delimiter else "" if is_special_token(token) else token
+        for token in vocab.tokens
+    )
+
+
+def pieces_to_text(pieces: tuple[str, ...], ids: list[int]) -> str:
+    """:func:`ids_to_text` with the vocabulary's :func:`text_pieces` computed once (a stream's
+    decoder rewrites its segment's text every window)."""
+    return " ".join("".join([pieces[i] for i in ids]).split())
 
 
 def greedy_text(logits: Logits, vocab: Vocabulary) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamasr.server.arrays import Labels, Logits
-from streamasr.server.decoding.ctc import greedy_ids, ids_to_text, is_special_token
+from streamasr.server.decoding.ctc import greedy_ids, is_special_token, pieces_to_text, text_pieces
 from streamasr.server.events import Alternative, Hypothesis, Word
 from streamasr.server.manifest import Vocabulary
 
@@ -91,6 +91,7 @@ class GreedyCtcDecoder:
         self.frame_seconds = frame_seconds
         self.executor: Executor | None = None
         self._text_ids = letter_ids(vocab)
+        self._pieces = text_pieces(vocab)
         self._frame = 0
         """Global index of the next frame to commit."""
         self._previous = vocab.blank_id
@@ -103,7 +104,7 @@ class GreedyCtcDecoder:
     def advance(self, kept: Logits, lookahead: Logits) -> Hypothesis:
         labels, probs = best_path(kept)
         self._commit(labels, probs)
-        self._committed_text = ids_to_text([t.id for t in self._tokens], self.vocab)
+        self._committed_text = pieces_to_text(self._pieces, [t.id for t in self._tokens])
         return self._hypothesis(lookahead)
 
     def end_segment(self) -> DecodedSegment:
@@ -143,7 +144,7 @@ class GreedyCtcDecoder:
             previous = label
         if not tail:
             return Hypothesis(self._committed_text, "")
-        full = ids_to_text([t.id for t in self._tokens] + tail, self.vocab)
+        full = pieces_to_text(self._pieces, [t.id for t in self._tokens] + tail)
         return Hypothesis(self._committed_text, full[len(self._committed_text) :])
 
     def _words(self, tokens: list[_Token]) -> list[Word]:

@@ -166,6 +166,14 @@ class AudioIntake:
             return None
         return self._release()
 
+    def hold_room(self, due: int) -> int:
+        """Bytes of plain frames :meth:`hold` would keep waiting (given the same ``due``):
+        frames adding up to fewer are held, the one that reaches it releases them all. 0
+        when frames are not plain (each is decoded as it comes)."""
+        if not self._plain:
+            return 0
+        return max(0, min(due, HOLD_SAMPLES) - (len(self._held) >> 1)) << 1
+
     def _release(self) -> AudioFrame:
         """The held frames, decoded (already counted as received)."""
         samples = np.multiply(np.frombuffer(self._held, dtype=_S16), _INT16_SCALE, dtype=np.float32)

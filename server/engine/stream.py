@@ -210,6 +210,12 @@ class Stream:
         events = self._start_feed()
         return Fed(events, self._windows(data))
 
+    def hold_room(self) -> int:
+        """Bytes of plain 16-bit frames the stream would only hold, completing no window
+        (:meth:`~.audio.AudioIntake.hold_room`): a caller may gather frames up to this and
+        hand them in as one, with the same result as one by one."""
+        return self._intake.hold_room(self._windower.due())
+
     async def decode_async(self, fed: Fed) -> list[Event]:
         """Decode the windows a :meth:`feed_now` completed; its events, then theirs."""
         return fed.events + await self._run_async(fed.windows)

@@ -167,6 +167,9 @@ class Conversation:
 
     protocol = ""
     """The metrics label of the dialect."""
+    joins_audio = False
+    """Whether binary messages that come one after another may be handed in as one (the
+    dialect replies to the audio's events, not to each message)."""
 
     def __init__(
         self,
@@ -208,14 +211,14 @@ class Conversation:
         ``session.created``; nothing in the others)."""
         return []
 
-    def receive(self, message: Message) -> list[Action]:
-        """A client message."""
+    def receive(self, message: Message, at: float | None = None) -> list[Action]:
+        """A client message, received ``at`` on the clock (None: now)."""
         if self.state is State.CLOSED:
             return []
         if self.state is State.FLUSHING:
             self._late = self._late or self._after_end(message)
             return []
-        now = self.clock()
+        now = self.clock() if at is None else at
         self._received = self._listening_since = now
         if self._window_end is None and self.limits.min_audio_s > 0:
             self._window_end = now + self.limits.min_audio_window_s

@@ -55,6 +55,7 @@ class V1Conversation(Conversation):
     """Protocol v1: ``start``, binary frames, ``stop``; ``ready`` first, ``end`` last."""
 
     protocol = "v1"
+    joins_audio = True
 
     def __init__(
         self,

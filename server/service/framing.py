@@ -55,6 +55,24 @@ class SplitFrame:
         return apply_mask(self.raw[self.payload_at :], self.mask)
 
 
+def whole_audio(data: bytes, max_size: int | None) -> bytes | None:
+    """The unmasked payload when ``data`` is exactly one whole binary message (a final, masked
+    binary frame with no RSV bits and a 7- or 16-bit length, within ``max_size``); else None.
+    Most reads of a live client are one such frame: this is the splitter's common case,
+    without its bookkeeping."""
+    size = len(data)
+    if size < 6 or data[0] != FIN_BINARY or data[1] < MASK_BIT:
+        return None
+    length, head = data[1] & 0x7F, 6
+    if length == 126 and size >= 8:
+        length, head = (data[2] << 8) | data[3], 8
+    elif length >= 126:
+        return None
+    if head + length != size or (max_size is not None and length > max_size):
+        return None
+    return apply_mask(data[head:], data[head - 4 : head])
+
+
 class FrameSplitter:
     """Splits a client's byte stream into frames (see the module)."""
 

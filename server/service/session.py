@@ -10,13 +10,13 @@ It reads one message at a time and awaits the engine before reading the next, so
 sends faster than the server decodes is held back by websockets' bounded receive queue and TCP,
 not buffered here.
 
-Audio frames mostly skip the task: while the task waits for a message with nothing queued, the
-connection hands each whole binary message straight to :meth:`Session.take_audio`, in the
-socket's data callback. That runs the conversation and the stream's :meth:`~.Stream.feed_now`
-at once; when they produce anything that must be awaited (windows to decode, a message to send,
-a close), those actions are handed over to the task, which it wakes to carry them out, and no
-frame is taken until it waits again. Order and back-pressure stay those of the task: it is the
-one reader whenever there is something to await.
+Protocol v1's audio frames mostly skip the task: while the task waits for a message with
+nothing queued, the connection hands each whole binary message straight to
+:meth:`Session.take_audio`, in the socket's data callback (:mod:`.direct`). What that leads to
+that must be awaited (windows to decode, a message to send, a close) is handed over to the task
+(:attr:`Session._handover`), which is woken for it, and no frame is taken until it waits again;
+frames gathered and not yet handed in go first whenever the task acts. Order and back-pressure
+stay those of the task: it is the one reader whenever there is something to await.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from streamasr.server.engine.engine import Engine
-from streamasr.server.engine.stream import Fed, Stream
+from streamasr.server.engine.stream import Stream
 from streamasr.server.errors import MessageTooBigError
 from streamasr.server.protocol.admission import Mode, first_dialect
 from streamasr.server.protocol.clientjson import is_v1_message
@@ -56,23 +56,13 @@ from streamasr.server.protocol.dialects import V1Conversation, VoskConversation
 from streamasr.server.protocol.openai.realtime_conversation import RealtimeConversation
 from streamasr.server.protocol.v1 import CloseCode, encode, error_spec
 from streamasr.server.service.config import ServerConfig
+from streamasr.server.service.direct import Decode, DirectAudio, Step
 from streamasr.server.service.metrics import ServiceMetrics
 from streamasr.server.service.transport import GuardedConnection
 
 log = logging.getLogger(__name__)
 
 """``auto`` (the root path): v1 when the first message is a JSON object with a ``type``."""
-
-
-@dataclass(frozen=True)
-class Decode:
-    """Decode the windows a frame taken by :meth:`Session.take_audio` completed (the
-    continuation of its :class:`~.conversation.Feed`, handed over to the task)."""
-
-    fed: Fed
-
-
-Step = Action | Decode
 
 
 @dataclass
@@ -122,9 +112,12 @@ class Session:
         self._alarm_at = math.inf
         self._counted: str | None = None
         self._handover: list[Step] = []
+        self._held_message: Message | None = None
+        """A message received while frames taken before it still had steps to carry out."""
         """Actions of taken audio that the task carries out before anything else."""
         self._wire = ws if isinstance(ws, GuardedConnection) else None
         """The connection that offers binary messages to :meth:`take_audio` (None: it cannot)."""
+        self._direct = DirectAudio(lambda: self.conversation, lambda: self._stream, context.clock)
 
     def _conversation(self, dialect: Literal["v1", "vosk", "realtime"]) -> Conversation:
         config = self.context.config
@@ -165,13 +158,18 @@ class Session:
             self._opened(self.mode)
         try:
             await self._execute(self.conversation.greeting())
-            while self.conversation.state is not State.CLOSED or self._handover:
+            while (
+                self.conversation.state is not State.CLOSED
+                or self._handover
+                or self._held_message is not None
+            ):
                 await self._execute(await self._next())
         except ConnectionClosed as exc:
             self._peer_closed(exc)
         finally:
             if self._alarm is not None:
                 self._alarm.cancel()
+            self._direct.hand_in()  # the last frames gathered count as received (not decoded)
             self.conversation.report_audio()
             if self._counted is not None:
                 self.context.metrics.session_closed(self._counted)
@@ -189,20 +187,26 @@ class Session:
 
     async def _next(self) -> Sequence[Step]:
         """What the conversation does next: with a message, on its deadline, or on shutdown."""
-        if self._handover:
-            steps, self._handover = self._handover, []
+        steps, self._handover = self._handover or self._direct.hand_in(), []
+        if steps:
             return steps
         conversation = self.conversation
         try:
-            if self.context.stopping.is_set():
-                return conversation.shutdown()
-            now = self.context.clock()
-            deadline = conversation.deadline()
-            if now >= deadline:
-                return conversation.expire(now)
-            message = await self._receive(deadline - now)
+            message, self._held_message = self._held_message, None
             if message is None:
-                return []  # the deadline or a shutdown: the next turn acts on it
+                if self.context.stopping.is_set():
+                    return conversation.shutdown()
+                now = self.context.clock()
+                deadline = conversation.deadline()
+                if now >= deadline:
+                    return conversation.expire(now)
+                message = await self._receive(deadline - now)
+                if message is None:
+                    return []  # the deadline or a shutdown: the next turn acts on it
+                steps = self._direct.hand_in()  # frames taken before this message come first
+                if steps:
+                    self._held_message = message
+                    return steps
             if self.mode == "auto":
                 self.mode = "v1" if is_v1_message(message) else "vosk"
                 self.conversation = self._conversation(self.mode)
@@ -225,7 +229,7 @@ class Session:
         if self._alarm_at > due:
             self._set_alarm(due)
         self._receiving = True
-        if self._wire is not None and self.mode != "auto":
+        if self._wire is not None and self.conversation.joins_audio and self.mode != "auto":
             self._wire.take_audio = self.take_audio
         try:
             return await self.ws.recv()
@@ -241,47 +245,18 @@ class Session:
 
     def take_audio(self, data: bytes) -> bool:
         """A binary message, taken now, in the connection's data callback, while the task waits
-        in ``recv()`` with nothing queued (False: not taken, websockets queues it for the task).
-
-        Taken only when the conversation is streaming and within its deadline, and the server
-        is not stopping; whatever it leads to that must be awaited is handed over to the task
+        in ``recv()`` with nothing queued (False: not taken, websockets queues it for the task):
+        :class:`~.direct.DirectAudio`. What must be awaited is handed over to the task
         (:attr:`_handover`), which is woken for it, and nothing more is taken until then."""
-        conversation = self.conversation
-        if (
-            self._handover
-            or not self._receiving
-            or conversation.state is not State.STREAMING
-            or self.context.stopping.is_set()
-            or self.context.clock() >= conversation.deadline()
-        ):
+        if self._handover or not self._receiving or self.context.stopping.is_set():
             return False
-        try:
-            steps = self._run_now(conversation.receive(data))
-        except Exception as exc:
-            steps = list(conversation.fail(exc))
+        taken, steps = self._direct.take(data)
         if steps:
             self._handover = steps
             if self._wire is not None:
                 self._wire.take_audio = None
             self._interrupt()
-        return True
-
-    def _run_now(self, actions: list[Action]) -> list[Step]:
-        """Carry out the actions that need no waiting (feeding frames that complete no window);
-        the steps left from the first one that does."""
-        steps: deque[Step] = deque(actions)
-        while steps and isinstance(steps[0], Feed):
-            feed = steps.popleft()
-            assert isinstance(feed, Feed)
-            try:
-                fed = self._opened_stream().feed_now(feed.data)
-            except Exception as exc:
-                return list(self.conversation.fail(exc))
-            if fed.windows:
-                steps.appendleft(Decode(fed))
-                break
-            steps.extend(self.conversation.stream_events(fed.events))
-        return list(steps)
+        return taken
 
     def _set_alarm(self, when: float) -> None:
         if self._alarm is not None:

@@ -41,7 +41,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import CONNECTING, OPEN
 
 from streamasr.server.service.exchange import HttpExchange
-from streamasr.server.service.framing import FrameSplitter
+from streamasr.server.service.framing import FrameSplitter, whole_audio
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,16 @@ class GuardedConnection(ServerConnection):
             return  # answered or aborted: discard the rest of the request
         if not self._method_checked and self._refuse_method(data):
             return
-        if self._splitter is not None:
+        splitter = self._splitter
+        if splitter is not None:
+            take = self.take_audio
+            if take is not None and not splitter.held and self.protocol.state is OPEN:
+                payload = whole_audio(data, splitter.max_size)
+                if payload is not None:  # one whole binary message: most reads
+                    if not take(payload):
+                        self.take_audio = None
+                        super().data_received(data)
+                    return
             self._split(data)
             return
         if self._may_split and self.protocol.state is OPEN:

@@ -139,7 +139,7 @@ class RealtimeConversation(Conversation):
 
     # -- messages -------------------------------------------------------------------------------
 
-    def receive(self, message: Message) -> list[Action]:
+    def receive(self, message: Message, at: float | None = None) -> list[Action]:
         if self.state is State.FLUSHING and self._purpose is not None:
             self._stashed = message
             return []
@@ -149,7 +149,7 @@ class RealtimeConversation(Conversation):
                     "binary_not_supported", "send audio as input_audio_buffer.append events"
                 )
             )
-        return super().receive(message)
+        return super().receive(message, at)
 
     def _text(self, text: str) -> list[Action]:
         try:

@@ -1,4 +1,4 @@
-"""The frame splitter ahead of websockets (server/service/framing.py), against websockets' own
+"""The frame splitter ahead of websockets (server/service/wire/framing.py), against websockets' own
 frames: every byte passes through, boundaries where websockets puts them, payloads unmasked."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import pytest
 from websockets.frames import Frame, Opcode
 
-from streamasr.server.service.framing import FrameSplitter, SplitFrame, whole_audio
+from streamasr.server.service.wire.framing import FrameSplitter, SplitFrame, whole_audio
 
 LENGTHS = (0, 1, 125, 126, 640, 65535, 65536, 70000)
 """Payload sizes on both sides of the 7-bit, 16-bit and 64-bit length encodings."""

@@ -283,7 +283,7 @@ def test_audio_frames_skip_the_message_queue_and_keep_their_order(
     server: ServerThread, tts_set: DevSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whole binary messages are taken in the connection's data callback while the session
-    waits (server/service/framing.py): websockets' queue sees few of them. Fragmented
+    waits (server/service/wire/framing.py): websockets' queue sees few of them. Fragmented
     messages still go through websockets, in order with the rest, and the finals are the
     engine's own stream of the same samples."""
     queued = {"binary": 0}

@@ -91,7 +91,7 @@ class ServerConfig:
     min_audio_window_s: float = 10.0
     max_handshakes: int = 32
     """Connections that have not finished the websocket handshake; a new one past it aborts the
-    oldest (see server/service/transport.py)."""
+    oldest (see server/service/wire/transport.py)."""
     handshake_timeout_s: float = 10.0
     """Longest a connection may take to finish the websocket handshake."""
     max_write_buffer_bytes: int = 1 << 20
@@ -133,6 +133,10 @@ class ServerConfig:
     loop: str = "asyncio"
     """The event loop: ``asyncio``'s own or ``uvloop`` (libuv; its transports and scheduling cost
     less CPU per message, see :data:`~streamasr.server.options.loop.LOOP_KINDS`)."""
+    io_tick_ms: float = 0.0
+    """Shortest turn of the event loop while 8 or more sessions are open, in ms (0: off):
+    reads of many streams gathered per turn, for at most this much more latency
+    (:mod:`~streamasr.server.service.pacing`)."""
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
     """The per-stream defaults built from the window and endpoint settings."""
 
@@ -146,6 +150,7 @@ class ServerConfig:
         _choice("loop", self.loop, LOOP_KINDS)
         if self.loop == "uvloop" and not uvloop_installed():
             _fail("loop", self.loop, "uvloop is not installed (pip install uvloop)")
+        _within("io_tick_ms", self.io_tick_ms, 0.0, 50.0)
         _within("port", self.port, 0, 65535)
         _within("threads", self.threads, 0, 256)
         _within("max_connections", self.max_connections, 1, 100_000)

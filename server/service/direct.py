@@ -2,7 +2,7 @@
 
 While a :class:`~.session.Session` waits for a message with nothing queued, its connection
 offers each whole binary message to :meth:`DirectAudio.take`, in the socket's data callback
-(:mod:`.transport`, :mod:`.framing`). Taking it runs the conversation and the stream's
+(:mod:`.wire.transport`, :mod:`.wire.framing`). Taking it runs the conversation and the stream's
 :meth:`~streamasr.server.engine.stream.Stream.feed_now` at once; whatever that leads to that
 must be awaited (windows to decode, a message to send, a close) comes back as steps that the
 session hands over to its task, and nothing more is taken until the task waits again.

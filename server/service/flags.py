@@ -89,6 +89,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", str.upper, "log level", LOG_LEVELS),
     Option("log_format", "--log-format", str, "log line format", ("text", "json")),
     Option("loop", "--loop", str, "event loop (uvloop: less CPU per stream)", LOOP_KINDS),
+    Option("io_tick_ms", "--io-tick-ms", float, "gather reads in loop turns of this many ms"),
 )
 
 

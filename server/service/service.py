@@ -1,6 +1,6 @@
 """The websocket service: one port for websocket sessions, a few plain HTTP pages and the
 OpenAI-compatible API (``POST /v1/audio/transcriptions``: :mod:`.openai`, handed over by the
-connection class of :mod:`.transport`; ``GET /v1/models`` here).
+connection class of :mod:`.wire.transport`; ``GET /v1/models`` here).
 
 websockets owns the connections (``serve``; one handler task per connection, bounded frames,
 queues and write buffers). ``process_request`` answers plain HTTP (``/healthz``, ``/metrics``,
@@ -37,10 +37,15 @@ from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.health import HealthState, health_payload
 from streamasr.server.service.metrics import ServiceMetrics
 from streamasr.server.service.modelstore import ModelStore
+from streamasr.server.service.pacing import Pacer
 from streamasr.server.service.pages import StaticFolder
 from streamasr.server.service.session import Session, SessionContext
 from streamasr.server.service.transcriptions import TranscriptionApi
-from streamasr.server.service.transport import CLOSE_TIMEOUT_S, TransportGuard, connection_class
+from streamasr.server.service.wire.transport import (
+    CLOSE_TIMEOUT_S,
+    TransportGuard,
+    connection_class,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,9 @@ class Service:
         self._draining = False
         self._server: Server | None = None
         self._load_task: asyncio.Task[None] | None = None
+        self.pacer: Pacer | None = None
+        """Stretches the loop's turns while enough sessions are open (``--io-tick-ms``)."""
+        self._pacer_task: asyncio.Task[None] | None = None
         self._admitted: set[ServerConnection] = set()
         self._sessions: dict[asyncio.Task[Any], Session] = {}
         self.api = TranscriptionApi(config, self._api_readiness)
@@ -164,6 +172,9 @@ class Service:
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("listening on %s", self.url)
         self._load_task = asyncio.create_task(self._load())
+        if self.config.io_tick_ms:
+            self.pacer = Pacer(self.config.io_tick_ms / 1000, lambda: len(self._sessions))
+            self._pacer_task = asyncio.create_task(self.pacer.run())
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.config.tls_cert is None or self.config.tls_key is None:
@@ -223,6 +234,8 @@ class Service:
             return
         self._draining = True
         self._changed()
+        if self._pacer_task is not None:
+            self._pacer_task.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_timeout_s
         log.info("shutting down: %d session(s) flush their finals", len(self._sessions))

@@ -58,7 +58,7 @@ from streamasr.server.protocol.v1 import CloseCode, encode, error_spec
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.direct import Decode, DirectAudio, Step
 from streamasr.server.service.metrics import ServiceMetrics
-from streamasr.server.service.transport import GuardedConnection
+from streamasr.server.service.wire.transport import GuardedConnection
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from streamasr.server.protocol.openai.transcription import (
 from streamasr.server.protocol.openai.upload import FormUpload
 from streamasr.server.service.audiofile import AudioFile, open_audio
 from streamasr.server.service.config import ServerConfig
-from streamasr.server.service.exchange import HttpExchange, PeerGoneError
+from streamasr.server.service.wire.exchange import HttpExchange, PeerGoneError
 
 log = logging.getLogger(__name__)
 

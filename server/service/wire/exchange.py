@@ -1,7 +1,7 @@
 """One HTTP/1.1 request with a body, served over h11 on a connection websockets accepted.
 
 websockets parses only bodiless requests (``Request.parse`` refuses a Content-Length), so the
-connection class hands a POST over before websockets' parser sees it (server/service/transport.py):
+connection class (server/service/wire/transport.py) hands a POST over before websockets' parser:
 its bytes come here through :meth:`HttpExchange.feed`, h11 (the sans-I/O HTTP/1.1 library
 httpx is built on) parses the head and the body (Content-Length or chunked, ``Expect:
 100-continue``), and answers go out through the same transport, TLS included. One request per

@@ -14,7 +14,7 @@ waits for a reader without a deadline. :class:`GuardedConnection` closes those g
 * a request whose method is not GET or HEAD is answered 405 from its request line, before
   websockets' parser (which does not answer requests with a body), except a POST under
   ``/v1/`` when the guard has an HTTP API (``serve_http``): the connection then stops feeding
-  websockets and hands its bytes to an :class:`~.openai.exchange.HttpExchange` (h11) that the
+  websockets and hands its bytes to an :class:`~.exchange.HttpExchange` (h11) that the
   handshake task serves instead of the handshake, without its deadline (the exchange has its own
   idle timeout). This is why the handshake deadline is kept here (``handshake_timeout_s``) and not
   in websockets' ``open_timeout``, which would cut a long transcription.
@@ -40,8 +40,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import CONNECTING, OPEN
 
-from streamasr.server.service.exchange import HttpExchange
-from streamasr.server.service.framing import FrameSplitter, whole_audio
+from streamasr.server.service.wire.exchange import HttpExchange
+from streamasr.server.service.wire.framing import FrameSplitter, whole_audio
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class GuardedConnection(ServerConnection):
 
 
 class _Wire:
-    """The transport of a connection as an exchange's :class:`~.openai.exchange.Wire`: writes
+    """The transport of a connection as an exchange's :class:`~.exchange.Wire`: writes
     bounded by the guard's write buffer, drains bounded by :data:`WRITE_STALL_S`."""
 
     def __init__(self, connection: GuardedConnection) -> None:

@@ -1,15 +1,17 @@
 """Audio taken in the connection's data callback, without waking the session's task.
 
-While a :class:`~.session.Session` waits for a message with nothing queued, its connection
-offers each whole binary message to :meth:`DirectAudio.take`, in the socket's data callback
-(:mod:`.wire.transport`, :mod:`.wire.framing`). Taking it runs the conversation and the stream's
-:meth:`~streamasr.server.engine.stream.Stream.feed_now` at once; whatever that leads to that
-must be awaited (windows to decode, a message to send, a close) comes back as steps that the
-session hands over to its task, and nothing more is taken until the task waits again.
+While a :class:`~.session.Session` of a dialect that ``joins_audio`` (protocol v1, whose replies
+follow the audio's events, not its messages; Vosk answers every message and the realtime
+dialect takes no binary audio, so theirs keep websockets' path) waits for a message with nothing
+queued, its connection offers each whole binary message to :meth:`DirectAudio.take`, in the
+socket's data callback (:mod:`.wire.transport`, :mod:`.wire.framing`). Taking it runs the
+conversation and the stream's :meth:`~streamasr.server.engine.stream.Stream.feed_now` at once;
+whatever that leads to that must be awaited (windows to decode, a message to send, a close)
+comes back as steps that the session hands over to its task, and nothing more is taken until the
+task waits again.
 
-Between two such runs, plain 16-bit frames gather in a **lane** when the dialect allows it
-(``joins_audio``: protocol v1, whose replies follow the audio's events, not its messages) and
-the stream would only hold them (:meth:`~streamasr.server.engine.stream.Stream.hold_room`):
+Between two such runs, plain 16-bit frames gather in a **lane** while the stream would only
+hold them (:meth:`~streamasr.server.engine.stream.Stream.hold_room`):
 the frame that fills the room hands the lane in as one message, received when its last frame
 came. The engine sees the same samples at the same frame, so windows, events and their timing
 are those of one frame at a time, for one conversation and stream call per 100 ms instead of

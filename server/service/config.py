@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -139,6 +140,15 @@ class ServerConfig:
     (:mod:`~streamasr.server.service.pacing`)."""
     stream_options: StreamOptions = field(init=False, repr=False, compare=False)
     """The per-stream defaults built from the window and endpoint settings."""
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of ``tls_cert`` and ``tls_key`` (TLS 1.2 at least); None: plain."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -16,10 +16,15 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import ManifestError, ModelStoreError
-from streamasr.server.inference.runtime import PREFERRED_PRECISION
+from streamasr.server.inference.runtime import PREFERRED_PRECISION, resolve_device
 from streamasr.server.manifest import MANIFEST_NAME, read_manifest
+
+if TYPE_CHECKING:
+    from streamasr.server.service.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +154,9 @@ class ModelStore:
             self._cancelled.set()
             if self._process is not None and self._process.poll() is None:
                 self._process.terminate()
+
+
+def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
+    """Resolve (and maybe export) the model in ``store``, then load it (blocking)."""
+    folder = store.prepare(config.runtime_config().precision, resolve_device(config.device))
+    return Engine(folder, config.engine_config())

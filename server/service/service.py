@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,14 +28,13 @@ from websockets.typing import Subprotocol
 from streamasr.server.constants import PROTOCOL_VERSION
 from streamasr.server.engine.engine import Engine
 from streamasr.server.errors import AsrError
-from streamasr.server.inference.runtime import resolve_device
 from streamasr.server.protocol.admission import ServerState, Upgrade, admit, authorized, mode_of
 from streamasr.server.protocol.openai.transcription import MODELS_PATH, ApiError, unauthorized
 from streamasr.server.service import pages
 from streamasr.server.service.config import ServerConfig
 from streamasr.server.service.health import HealthState, health_payload
 from streamasr.server.service.metrics import ServiceMetrics
-from streamasr.server.service.modelstore import ModelStore
+from streamasr.server.service.modelstore import ModelStore, load_engine
 from streamasr.server.service.pacing import Pacer
 from streamasr.server.service.pages import StaticFolder
 from streamasr.server.service.session import Session, SessionContext
@@ -65,12 +63,6 @@ worker of ``--workers`` answers for all of them: :mod:`.worker_table`)."""
 ABORT_GRACE_S = 0.5
 """After the shutdown deadline: how long closing handshakes may take before every connection
 still open is aborted (so shutdown ends within ``--shutdown-timeout`` + 1 s)."""
-
-
-def load_engine(config: ServerConfig, store: ModelStore) -> Engine:
-    """Resolve (and maybe export) the model, then load it (blocking)."""
-    folder = store.prepare(config.runtime_config().precision, resolve_device(config.device))
-    return Engine(folder, config.engine_config())
 
 
 def _select_subprotocol(
@@ -120,7 +112,8 @@ class Service:
         self._draining = False
         self._server: Server | None = None
         self._load_task: asyncio.Task[None] | None = None
-        self.pacer: Pacer | None = None
+        tick_s = config.io_tick_ms / 1000
+        self.pacer = Pacer(tick_s, lambda: len(self._sessions)) if tick_s else None
         """Stretches the loop's turns while enough sessions are open (``--io-tick-ms``)."""
         self._pacer_task: asyncio.Task[None] | None = None
         self._admitted: set[ServerConnection] = set()
@@ -150,7 +143,7 @@ class Service:
         where: dict[str, Any] = {"host": self.config.host, "port": self.config.port}
         if self._sock is not None:
             where = {"sock": self._sock}
-        ssl_context = self._ssl_context()
+        ssl_context = self.config.ssl_context()
         if ssl_context is not None:
             where["ssl_handshake_timeout"] = self.config.handshake_timeout_s
         self._server = await serve(
@@ -172,17 +165,8 @@ class Service:
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("listening on %s", self.url)
         self._load_task = asyncio.create_task(self._load())
-        if self.config.io_tick_ms:
-            self.pacer = Pacer(self.config.io_tick_ms / 1000, lambda: len(self._sessions))
+        if self.pacer is not None:
             self._pacer_task = asyncio.create_task(self.pacer.run())
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.config.tls_cert is None or self.config.tls_key is None:
-            return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        return context
 
     async def _load(self) -> None:
         try:
